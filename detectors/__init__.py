@@ -1,0 +1,1 @@
+"""Registered face detectors (see detectors.registry)."""

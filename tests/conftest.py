@@ -1,0 +1,37 @@
+"""Shared fixtures: where ../shared/data is, and a skip with a clear reason when it is absent."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def shared_data_dir() -> Path | None:
+    """FACEBENCH_SHARED_DATA, else ../shared/data beside the checkout; None when absent."""
+    env = os.environ.get("FACEBENCH_SHARED_DATA")
+    candidates = [Path(env)] if env else []
+    candidates.append(REPO.parent / "shared" / "data")
+    for candidate in candidates:
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The real benchmark data; skips the test when it is not beside the checkout."""
+    path = shared_data_dir()
+    if path is None:
+        pytest.skip("real benchmark data not found (set FACEBENCH_SHARED_DATA or put shared/data beside the checkout)")
+    return path
+
+
+def require(path: Path) -> Path:
+    """Skip unless a specific file or folder of the shared data exists."""
+    if not path.exists():
+        pytest.skip(f"shared data file missing: {path}")
+    return path
