@@ -1,0 +1,1 @@
+"""Benchmark protocols: each reads ground truth once, evaluates predictions, returns a typed result."""

@@ -1,0 +1,147 @@
+"""WIDER FACE validation ground truth from the official eval_tools .mat files."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from facebench.errors import InputError
+from facebench.io_mat import load_mat
+from facebench.results import sha256_files
+
+SETTINGS = ("easy", "medium", "hard")
+ATTRIBUTES = ("blur", "expression", "illumination", "occlusion", "pose", "invalid")
+ATTRIBUTE_VALUES = {
+    "blur": {0: "clear", 1: "normal", 2: "heavy"},
+    "expression": {0: "typical", 1: "exaggerate"},
+    "illumination": {0: "normal", 1: "extreme"},
+    "occlusion": {0: "no", 1: "partial", 2: "heavy"},
+    "pose": {0: "typical", 1: "atypical"},
+    "invalid": {0: "false", 1: "true"},
+}
+GT_FILES = ("wider_face_val.mat", "wider_easy_val.mat", "wider_medium_val.mat", "wider_hard_val.mat")
+
+
+@dataclass(frozen=True, eq=False)
+class WiderGroundTruth:
+    """All val faces in official order, with per-setting keep masks and per-face attributes."""
+
+    events: tuple[str, ...]
+    images: tuple[tuple[str, str], ...]  # (event, image name) in official order
+    image_event: np.ndarray  # [n_images] event index
+    face_offsets: np.ndarray  # [n_images + 1] slice of `boxes` per image
+    boxes: np.ndarray  # [n_faces, 4] x, y, w, h; int32 (2017) or float64 (2016), as stored
+    keep: dict[str, np.ndarray]  # setting -> bool [n_faces]
+    attributes: dict[str, np.ndarray]  # attribute -> int [n_faces] (-1 where absent)
+    sha256: str
+    version: str
+    source: str
+    image_index: dict[tuple[str, str], int] = field(repr=False, default_factory=dict)
+
+    @property
+    def integer_boxes(self) -> bool:
+        """True when boxes are int32 (the official tool then uses MATLAB int32 arithmetic)."""
+        return self.boxes.dtype.kind in "iu"
+
+    @property
+    def n_images(self) -> int:
+        return len(self.images)
+
+
+def _cell_strings(cell: np.ndarray) -> list[str]:
+    out = []
+    for item in np.asarray(cell).ravel():
+        value = np.asarray(item).ravel()
+        out.append(str(value[0]) if value.size else "")
+    return out
+
+
+def _cells(cell: np.ndarray) -> list[np.ndarray]:
+    return [np.asarray(item) for item in np.asarray(cell).ravel()]
+
+
+def load_ground_truth(gt_dir: str | os.PathLike, version: str | None = None) -> WiderGroundTruth:
+    """Read the four official .mat files of a ground-truth folder (current 2017 or old 2016)."""
+    gt_dir = Path(gt_dir)
+    if not gt_dir.is_dir():
+        raise InputError(gt_dir, None, "WIDER FACE ground-truth folder not found")
+    paths = [gt_dir / name for name in GT_FILES]
+    missing = [p.name for p in paths if not p.is_file()]
+    if missing:
+        raise InputError(gt_dir, None, f"not a WIDER FACE ground-truth folder: missing {', '.join(missing)}")
+    face = load_mat(paths[0])
+    for key in ("event_list", "file_list", "face_bbx_list"):
+        if key not in face:
+            raise InputError(paths[0], None, f"missing variable '{key}'")
+    events = _cell_strings(face["event_list"])
+    file_lists = [_cell_strings(c) for c in _cells(face["file_list"])]
+    box_lists = [_cells(c) for c in _cells(face["face_bbx_list"])]
+    if not (len(events) == len(file_lists) == len(box_lists)):
+        raise InputError(paths[0], None, "event_list, file_list and face_bbx_list differ in length")
+
+    images: list[tuple[str, str]] = []
+    image_event: list[int] = []
+    counts: list[int] = []
+    blocks: list[np.ndarray] = []
+    dtype = None
+    for e, (event, names, boxes) in enumerate(zip(events, file_lists, box_lists)):
+        if len(names) != len(boxes):
+            raise InputError(paths[0], None, f"event {event}: {len(names)} images but {len(boxes)} box lists")
+        for name, box in zip(names, boxes):
+            box = np.asarray(box)
+            if box.size == 0:
+                box = np.zeros((0, 4), dtype=box.dtype if box.dtype.kind in "iuf" else np.int32)
+            if box.ndim != 2 or box.shape[1] != 4:
+                raise InputError(paths[0], None, f"{event}/{name}: face boxes must be N x 4, got {box.shape}")
+            dtype = box.dtype if dtype is None else np.promote_types(dtype, box.dtype)
+            images.append((event, name))
+            image_event.append(e)
+            counts.append(box.shape[0])
+            blocks.append(box)
+    dtype = np.int32 if dtype is None or dtype.kind in "iu" else np.float64
+    boxes_all = np.concatenate(blocks).astype(dtype) if blocks else np.zeros((0, 4), dtype)
+    offsets = np.zeros(len(images) + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+
+    attributes = {}
+    for attr in ATTRIBUTES:
+        key = f"{attr}_label_list"
+        if key not in face:
+            continue
+        values = np.full(len(boxes_all), -1, dtype=np.int16)
+        flat = [np.asarray(v).ravel() for c in _cells(face[key]) for v in _cells(c)]
+        if len(flat) == len(images) and all(f.size == n for f, n in zip(flat, counts)):
+            values = np.concatenate(flat).astype(np.int16) if flat else values
+        attributes[attr] = values
+
+    keep = {}
+    for setting, path in zip(SETTINGS, paths[1:]):
+        data = load_mat(path)
+        if "gt_list" not in data:
+            raise InputError(path, None, "missing variable 'gt_list'")
+        lists = [_cells(c) for c in _cells(data["gt_list"])]
+        if [len(x) for x in lists] != [len(x) for x in file_lists]:
+            raise InputError(path, None, "gt_list does not match the image lists of wider_face_val.mat")
+        mask = np.zeros(len(boxes_all), dtype=bool)
+        i = 0
+        for per_event in lists:
+            for idx in per_event:
+                idx = np.asarray(idx).ravel().astype(np.int64)
+                if idx.size and (idx.min() < 1 or idx.max() > counts[i]):
+                    event, name = images[i]
+                    raise InputError(path, None, f"{event}/{name}: keep index out of range 1..{counts[i]}")
+                mask[offsets[i] + idx - 1] = True
+                i += 1
+        keep[setting] = mask
+
+    if version is None:
+        version = "2017" if dtype == np.int32 else "2016"
+    return WiderGroundTruth(
+        events=tuple(events), images=tuple(images), image_event=np.asarray(image_event, dtype=np.int32),
+        face_offsets=offsets, boxes=boxes_all, keep=keep, attributes=attributes,
+        sha256=sha256_files(paths), version=version, source=str(gt_dir),
+        image_index={key: i for i, key in enumerate(images)},
+    )

@@ -1,0 +1,254 @@
+"""Reading and writing WIDER FACE prediction folders (`<event>/<image>.txt`: name, count, x y w h score)."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from facebench.errors import InputError, warn
+from protocols.wider_face.ground_truth import WiderGroundTruth
+
+SEMANTICS = ("official", "python-port")
+_WHITESPACE = np.zeros(256, dtype=bool)
+_WHITESPACE[[9, 10, 11, 12, 13, 32]] = True
+
+
+@dataclass(frozen=True, eq=False)
+class WiderPredictions:
+    """Every image's boxes (x, y, w, h, score) in evaluation order, image by image in GT order."""
+
+    boxes: np.ndarray  # [n_boxes, 5] float64
+    offsets: np.ndarray  # [n_images + 1]
+    semantics: str
+    source: str
+    missing: tuple[str, ...] = ()  # "event/image" without a file (no detections)
+    dropped: tuple[str, ...] = ()  # files the official reader rejects ("Invalid format")
+    notes: tuple[str, ...] = field(default=())
+
+    def image_boxes(self, index: int) -> np.ndarray:
+        """The boxes of one image (GT order index)."""
+        return self.boxes[self.offsets[index]:self.offsets[index + 1]]
+
+
+def _split_lines(data: bytes) -> bytes:
+    if b"\r" in data:
+        data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    return data
+
+
+def _parse_numbers(text: bytes) -> np.ndarray | None:
+    """All whitespace-separated numbers of `text`, or None if any token is not a number."""
+    if not text.strip():
+        return np.zeros(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        try:
+            return np.fromstring(text.replace(b",", b" ").decode("latin-1"), sep=" ")
+        except (ValueError, DeprecationWarning):
+            return None
+
+
+def _tokens_per_line(body: bytes, n_lines: int) -> np.ndarray:
+    """Number of whitespace-separated tokens on each of the `n_lines` lines of `body`."""
+    buf = np.frombuffer(body.replace(b",", b" "), dtype=np.uint8)
+    space = _WHITESPACE[buf]
+    starts = np.flatnonzero(~space & np.concatenate(([True], space[:-1])))
+    newlines = np.flatnonzero(buf == 10)
+    line_of_token = np.searchsorted(newlines, starts)
+    return np.bincount(line_of_token, minlength=n_lines)[:n_lines]
+
+
+def _first_bad_line(body: bytes, first_line: int, need: int) -> tuple[int, str]:
+    """Locate the first line of `body` that is not `need` or more numbers (slow path, errors only)."""
+    for k, line in enumerate(body.split(b"\n")):
+        tokens = line.replace(b",", b" ").split()
+        if len(tokens) < need:
+            return first_line + k, f"expected at least {need} numbers (x y w h score), got {len(tokens)}"
+        for token in tokens[:need]:
+            try:
+                float(token)
+            except ValueError:
+                return first_line + k, f"not a number: {token.decode('latin-1')!r}"
+    return first_line, "unparsable box lines"
+
+
+@dataclass
+class _FileBoxes:
+    index: int
+    path: Path
+    body: bytes  # the box lines, '\n'-joined
+    n_lines: int
+    first_line: int  # 1-based line number of the first box line
+
+
+def _list_prediction_files(pred_dir: Path, gt: WiderGroundTruth, ignore_unknown: bool) -> dict[int, Path]:
+    """Map GT image index -> prediction file; unknown events/images are errors."""
+    if not pred_dir.is_dir():
+        raise InputError(pred_dir, None, "prediction folder not found")
+    found: dict[int, Path] = {}
+    events = set(gt.events)
+    unknown: list[Path] = []
+    for entry in sorted(os.scandir(pred_dir), key=lambda e: e.name):
+        if entry.name.startswith("."):
+            continue
+        if not entry.is_dir():
+            if entry.name.endswith(".txt"):
+                raise InputError(entry.path, None, "prediction files must be inside event folders "
+                                 "(<pred_dir>/<event>/<image>.txt)")
+            continue
+        if entry.name not in events:
+            unknown.append(Path(entry.path))
+            continue
+        for item in os.scandir(entry.path):
+            if item.name.startswith(".") or not item.name.endswith(".txt"):
+                continue
+            index = gt.image_index.get((entry.name, item.name[:-4]))
+            if index is None:
+                unknown.append(Path(item.path))
+                continue
+            found[index] = Path(item.path)
+    if unknown and not ignore_unknown:
+        what = "event folder" if unknown[0].is_dir() else "image"
+        more = f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""
+        raise InputError(unknown[0], None, f"unknown {what}: not in the WIDER FACE val ground truth{more}; "
+                         "use --ignore-unknown to skip such entries")
+    if unknown:
+        warn(f"ignored {len(unknown)} prediction entries not in the ground truth (first: {unknown[0]})")
+    if not found:
+        raise InputError(pred_dir, None, "no prediction files found (expected <event>/<image>.txt)")
+    return found
+
+
+def _official_file(index: int, path: Path, data: bytes, dropped: list[str]) -> _FileBoxes | None:
+    """Apply the official reader's rules to one file: count line authoritative, n box lines."""
+    data = _split_lines(data)
+    first = data.find(b"\n")
+    second = data.find(b"\n", first + 1) if first >= 0 else -1
+    count_text = data[first + 1:second if second >= 0 else len(data)] if first >= 0 else b""
+    numbers = _parse_numbers(count_text)
+    if first < 0 or numbers is None or numbers.size != 1 or not np.isfinite(numbers[0]) \
+            or numbers[0] != np.floor(numbers[0]):
+        dropped.append(f"{path}:2: count line is not an integer")
+        return None
+    count = int(numbers[0])
+    if count <= 0:
+        return None
+    body = data[second + 1:] if second >= 0 else b""
+    lines = body.split(b"\n", count)
+    if len(lines) < count:
+        dropped.append(f"{path}:{3 + len(lines)}: file has {len(lines)} box lines but its count says {count}")
+        return None
+    return _FileBoxes(index, path, b"\n".join(lines[:count]), count, 3)
+
+
+def _port_file(index: int, path: Path, data: bytes) -> _FileBoxes | None:
+    """The Python port's reader: count ignored, every non-empty line after line 2 is a box."""
+    data = _split_lines(data)
+    lines = data.split(b"\n")[2:]
+    keep = [line for line in lines if line[:1] not in (b"", b" ")]
+    if not keep:
+        return None
+    return _FileBoxes(index, path, b"\n".join(keep), len(keep), 3)
+
+
+def read_predictions(pred_dir: str | os.PathLike, gt: WiderGroundTruth, semantics: str = "official",
+                     ignore_unknown: bool = False, quiet: bool = False) -> WiderPredictions:
+    """Read a prediction folder as the official tool (or the Python port) does, with clear errors."""
+    if semantics not in SEMANTICS:
+        raise InputError(None, None, f"unknown semantics '{semantics}' (choose from {', '.join(SEMANTICS)})")
+    pred_dir = Path(pred_dir)
+    files = _list_prediction_files(pred_dir, gt, ignore_unknown)
+    missing = tuple(f"{gt.images[i][0]}/{gt.images[i][1]}" for i in range(gt.n_images) if i not in files)
+    dropped: list[str] = []
+    parsed: list[_FileBoxes] = []
+    for index in sorted(files):
+        path = files[index]
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise InputError(path, None, f"cannot read: {exc.strerror}") from None
+        if semantics == "official":
+            item = _official_file(index, path, data, dropped)
+        else:
+            item = _port_file(index, path, data)
+        if item is not None:
+            parsed.append(item)
+
+    boxes, image_of_box = _parse_boxes(parsed, dropped)
+    if semantics == "official":
+        # Official read_pred: stable sort by score, descending, per image.
+        order = np.lexsort((-boxes[:, 4], image_of_box))
+        boxes, image_of_box = boxes[order], image_of_box[order]
+    offsets = np.zeros(gt.n_images + 1, dtype=np.int64)
+    np.cumsum(np.bincount(image_of_box, minlength=gt.n_images), out=offsets[1:])
+
+    notes = []
+    if missing:
+        notes.append(f"{len(missing)} of {gt.n_images} images have no prediction file (counted as no detections; "
+                     f"first: {missing[0]})")
+    if dropped:
+        notes.append(f"{len(dropped)} files rejected as the official tool does (their image gets no detections); "
+                     f"first: {dropped[0]}")
+    negative = int(np.count_nonzero((boxes[:, 2] < 0) | (boxes[:, 3] < 0)))
+    if negative:
+        notes.append(f"{negative} boxes have negative width or height (kept, as the official tool does)")
+    if not quiet:
+        for note in notes:
+            warn(note)
+    return WiderPredictions(boxes=boxes, offsets=offsets, semantics=semantics, source=str(pred_dir),
+                            missing=missing, dropped=tuple(dropped), notes=tuple(notes))
+
+
+def _parse_boxes(parsed: list[_FileBoxes], dropped: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Parse every file's box lines in one vectorised pass; files with bad lines are dropped."""
+    if not parsed:
+        return np.zeros((0, 5)), np.zeros(0, dtype=np.int64)
+    body = b"\n".join(item.body for item in parsed)
+    n_lines = np.array([item.n_lines for item in parsed], dtype=np.int64)
+    values = _parse_numbers(body)
+    tokens = _tokens_per_line(body, int(n_lines.sum()))
+    if values is None or values.size != tokens.sum() or tokens.min(initial=5) < 5:
+        # Something is malformed: find the files, report them, and parse the rest.
+        good: list[_FileBoxes] = []
+        for item in parsed:
+            numbers = _parse_numbers(item.body)
+            counts = _tokens_per_line(item.body, item.n_lines)
+            if numbers is None or numbers.size != counts.sum() or counts.min(initial=5) < 5:
+                line, why = _first_bad_line(item.body, item.first_line, 5)
+                dropped.append(f"{item.path}:{line}: {why}")
+            else:
+                good.append(item)
+        return _parse_boxes(good, dropped) if good else (np.zeros((0, 5)), np.zeros(0, dtype=np.int64))
+    starts = np.concatenate(([0], np.cumsum(tokens)[:-1]))
+    boxes = values[starts[:, None] + np.arange(5)[None, :]]
+    image_of_box = np.repeat(np.array([item.index for item in parsed], dtype=np.int64), n_lines)
+    bad = ~np.isfinite(boxes).all(axis=1)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        file_no = int(np.searchsorted(np.cumsum(n_lines), row, side="right"))
+        item = parsed[file_no]
+        line = item.first_line + row - int(np.concatenate(([0], np.cumsum(n_lines)))[file_no])
+        what = "score" if np.isfinite(boxes[row, :4]).all() else "coordinate"
+        raise InputError(item.path, line, f"non-finite {what} (NaN or inf) in '{' '.join(map(str, boxes[row]))}'")
+    return boxes, image_of_box
+
+
+def format_prediction_file(image_name: str, detections: np.ndarray) -> str:
+    """One official-format file from (x1, y1, x2, y2, score) rows, sorted by descending score."""
+    detections = np.asarray(detections, dtype=np.float64).reshape(-1, 5)
+    order = np.argsort(-detections[:, 4], kind="stable")
+    lines = [image_name, str(len(detections))]
+    for x1, y1, x2, y2, score in detections[order]:
+        lines.append(f"{x1:.3f} {y1:.3f} {x2 - x1:.3f} {y2 - y1:.3f} {score:.6f}")
+    return "\n".join(lines) + "\n"
+
+
+def write_prediction_file(path: str | os.PathLike, image_name: str, detections: np.ndarray) -> None:
+    """Write one official-format prediction file (x y w h score) from (x1, y1, x2, y2, score) rows."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(format_prediction_file(image_name, detections))
