@@ -40,9 +40,9 @@ class Detections:
         unknown = np.flatnonzero(index < 0)
         if unknown.size:
             first = int(unknown[0])
-            more = f" ({unknown.size} detections in all)" if unknown.size > 1 else ""
-            raise self.error(first, f"unknown image id {self.keys[first]!r}: not in {os.path.basename(gt.path)}"
-                                    f"{more}")
+            more = f" ({unknown.size} detections with unknown ids in all)" if unknown.size > 1 else ""
+            raise self.error(first, f"unknown image id {str(self.keys[first])!r}: not in "
+                                    f"{os.path.basename(gt.path)}{more}")
         return index
 
     def error(self, position: int, message: str) -> InputError:

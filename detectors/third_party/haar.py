@@ -1,0 +1,58 @@
+"""Viola-Jones Haar cascade (OpenCV's haarcascade_frontalface_default.xml from opencv-python-headless 4.x)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from detectors.third_party._common import ThirdPartyDetector
+from facebench.errors import InputError
+from facebench.results import sha256_files
+
+
+class HaarCascadeDetector(ThirdPartyDetector):
+    """OpenCV's frontal-face Haar cascade; the score is the last stage's weight (outputRejectLevels), so a
+    precision-recall curve exists (the plain detector only says yes or no)."""
+
+    name = "haar"
+    input_policy = "multi_scale:sliding window, scale_factor steps from min_size"
+    defaults = {"cascade": "haarcascade_frontalface_default.xml", "scale_factor": 1.1, "min_neighbors": 3,
+                "min_size": 20}
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        import cv2
+
+        data = getattr(cv2, "data", None)
+        if data is None:
+            raise InputError(None, None, "this OpenCV ships no Haar cascades (OpenCV 5 removed them): "
+                                         "pip install opencv-python-headless==4.14.0.94")
+        path = f"{data.haarcascades}{self.options['cascade']}"
+        self.cascade = cv2.CascadeClassifier(path)
+        if self.cascade.empty():
+            raise InputError(path, None, "cannot load the Haar cascade")
+        if self.threads:
+            cv2.setNumThreads(self.threads)
+        self._cv2 = cv2
+        self._sha = sha256_files([path])
+
+    def weights_sha256(self) -> str:
+        return self._sha
+
+    def preprocess(self, image: np.ndarray) -> np.ndarray:
+        return self._cv2.cvtColor(np.ascontiguousarray(image), self._cv2.COLOR_RGB2GRAY)
+
+    def forward(self, prepared: np.ndarray) -> Any:
+        side = self.options["min_size"]
+        return self.cascade.detectMultiScale3(prepared, scaleFactor=self.options["scale_factor"],
+                                              minNeighbors=self.options["min_neighbors"],
+                                              minSize=(side, side), outputRejectLevels=True)
+
+    def postprocess(self, raw: Any, image_hw: tuple[int, int]) -> np.ndarray:
+        rects, _levels, weights = raw
+        if len(rects) == 0:
+            return np.zeros((0, 5), np.float32)
+        r = np.asarray(rects, dtype=np.float64).reshape(-1, 4)
+        score = np.asarray(weights, dtype=np.float64).reshape(-1)
+        return np.stack([r[:, 0], r[:, 1], r[:, 0] + r[:, 2], r[:, 1] + r[:, 3], score], axis=1)

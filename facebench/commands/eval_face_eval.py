@@ -1,0 +1,195 @@
+"""`facebench eval afw` and `facebench eval pascal`: the face-eval toolbox protocol (protocols.md §3)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from facebench.errors import InputError
+
+DATASET_TITLES = {"afw": "AFW", "pascal": "PASCAL Face"}
+DETECTION_SUFFIXES = (".txt", ".mat", ".ramananmat", ".shenmat", ".csv")
+# Legend names of the toolbox's baseline files (file stem -> label), as in the papers' Figure 5.
+BASELINE_LABELS = {
+    "Headhunter": "HeadHunter", "Ours_Headhunter": "HeadHunter", "Baseline": "SquaresChnFtrs-5",
+    "Ours_Baseline": "SquaresChnFtrs-5", "DPM": "DPM", "Structured_models": "Structured Models",
+    "TSM": "TSM", "Shen_et_al.": "Shen et al.", "Face++": "Face++", "Face.com": "Face.com", "Picasa": "Picasa",
+    "OpenCV": "OpenCV", "Sky_Biometry": "Sky Biometry", "WS_Boosting": "W.S. Boosting",
+    "SFD_AFW_PR": "S3FD", "SFD_PASCAL_PR": "S3FD", "SFD": "S3FD",
+}
+
+
+def _check_iterations(ctx: click.Context, param: click.Parameter, value: int) -> int:
+    if value < 1:
+        raise click.BadParameter("must be >= 1 (1 = no box correction; the toolbox computes no PR with 0)")
+    return value
+
+
+def shared_annotation_dirs(dataset: str) -> list[Path]:
+    """Where annotations are looked for without --annotations: $FACEBENCH_SHARED_DATA, then ../shared/data."""
+    roots = []
+    if os.environ.get("FACEBENCH_SHARED_DATA"):
+        roots.append(Path(os.environ["FACEBENCH_SHARED_DATA"]))
+    roots.append(Path(__file__).resolve().parents[2].parent / "shared" / "data")
+    return [root / dataset / "annotations" for root in roots]
+
+
+def resolve_annotations(dataset: str, annotations: str | None, old: bool) -> Path:
+    """The annotation file: --annotations as a file, or the default file inside --annotations or a known folder."""
+    from protocols.face_eval import default_annotation_file
+
+    name = default_annotation_file(dataset, old)
+    if annotations is not None:
+        path = Path(annotations)
+        if path.is_dir():
+            path = path / name
+        if not path.is_file():
+            raise InputError(path, None, "annotation file not found")
+        return path
+    for folder in shared_annotation_dirs(dataset):
+        if (folder / name).is_file():
+            return folder / name
+    searched = ", ".join(str(f) for f in shared_annotation_dirs(dataset))
+    raise InputError(None, None, f"no {name} found (looked in {searched}); pass --annotations FILE_OR_FOLDER")
+
+
+def baseline_label(path: str | os.PathLike) -> str:
+    """Legend label of a detection file: the toolbox's names for its baselines, else the file (or folder) name."""
+    path = Path(path)
+    stem = path.name[: -len(path.suffix)] if path.suffix else path.name
+    if stem in BASELINE_LABELS:
+        return BASELINE_LABELS[stem]
+    if stem.lower() in ("ours", "detections", "dets", "results") and path.parent.name:
+        return path.parent.name.replace("_", " ")
+    return stem.replace("_", " ")
+
+
+def overlay_files(items: tuple[str, ...]) -> list[Path]:
+    """--overlay arguments expanded: files as given, folders to their detection/result files (sorted)."""
+    files: list[Path] = []
+    for item in items:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in
+                           DETECTION_SUFFIXES + (".json",))
+            if not found:
+                raise InputError(path, None, "no detection or result files in this folder")
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise InputError(path, None, "overlay file not found")
+    return files
+
+
+def overlay_curves(files: list[Path], gt, iterations: int, benchmark: str):
+    """PR curves to draw beside the main one: detection files evaluated here, result JSONs read as saved."""
+    import numpy as np
+
+    from facebench.plots.pr import PRCurve
+    from facebench.results import read_document
+    from protocols.face_eval import baseline_overlap, evaluate, is_point_baseline, read_detections
+
+    curves = []
+    for path in files:
+        if path.suffix.lower() == ".json":
+            doc = read_document(path)
+            if doc.get("benchmark") != benchmark:
+                raise InputError(path, None, f"result is for benchmark {doc.get('benchmark')!r}, not {benchmark!r}")
+            pr = (doc.get("curves") or {}).get("pr") or {}
+            if "recall" not in pr or "precision" not in pr:
+                raise InputError(path, None, "result has no curves.pr to overlay")
+            ap = doc["metrics"].get("ap")
+            curves.append(PRCurve(label=baseline_label(doc.get("settings", {}).get("detections", path.stem)),
+                                  recall=np.asarray(pr["recall"], dtype=float),
+                                  precision=np.asarray(pr["precision"], dtype=float),
+                                  ap=None if ap is None else ap * 100.0, published=True))
+            continue
+        result = evaluate(gt, read_detections(path), iterations=iterations, overlap_threshold=baseline_overlap(path))
+        if is_point_baseline(path):
+            curves.append(PRCurve(label=baseline_label(path), recall=result.recall[-1:],
+                                  precision=result.precision[-1:], ap=None, published=True))
+        else:
+            curves.append(PRCurve(label=baseline_label(path), recall=result.recall, precision=result.precision,
+                                  ap=result.ap * 100.0, published=True))
+    return curves
+
+
+def records_path(out: str | os.PathLike) -> Path:
+    """X.json -> X.records.npz (beside the result)."""
+    out = Path(out)
+    stem = out.name[:-5] if out.name.endswith(".json") else out.name
+    return out.with_name(stem + ".records.npz")
+
+
+def run_face_eval(dataset: str, detections: str, annotations: str | None, old_annotations: bool, iterations: int,
+                  min_width: int, min_height: int, overlap: float, out: str | None, plot: str | None,
+                  overlays: tuple[str, ...], label: str | None) -> None:
+    """Shared body of the afw and pascal commands."""
+    from facebench.results import write_document
+    from protocols.face_eval import evaluate, load_ground_truth, read_detections
+
+    ann_path = resolve_annotations(dataset, annotations, old_annotations)
+    gt = load_ground_truth(dataset, ann_path, min_width=min_width, min_height=min_height)
+    if old_annotations and gt.style != "original":
+        raise InputError(ann_path, None, "--old-annotations given, but this file holds the Mathias et al. 2014 "
+                                         "re-annotation (ignore flags); pass the original file or its folder")
+    if overlays and not plot:
+        raise InputError(None, None, "--overlay needs --plot")
+    overlay_list = overlay_files(overlays)  # check them before the main evaluation
+    result = evaluate(gt, read_detections(detections), iterations=iterations, overlap_threshold=overlap)
+    title = DATASET_TITLES[dataset]
+    click.echo(f"{title}: AP {result.ap * 100:.2f} ({result.ap:.15g}) | {result.n_detections} detections "
+               f"({result.n_detections_filtered} below {result.min_pixels} px dropped), "
+               f"{int(result.tp.sum())} TP / {result.n_positives} faces, {result.iterations} iteration(s), "
+               f"{gt.style} annotations")
+    if out:
+        write_document(result.to_document(), out)
+        result.save_records(records_path(out))
+        click.echo(f"wrote {out} and {records_path(out)}")
+    if plot:
+        from facebench.plots.pr import PRCurve, plot_pr_panels
+
+        curves = [PRCurve(label=label or baseline_label(detections), recall=result.recall,
+                          precision=result.precision, ap=result.ap * 100.0)]
+        curves += overlay_curves(overlay_list, gt, iterations, dataset)
+        plot_pr_panels({title: curves}, plot, ap_format="{:.2f}")
+        click.echo(f"wrote {plot}")
+
+
+def _face_eval_command(dataset: str) -> click.Command:
+    title = DATASET_TITLES[dataset]
+
+    @click.command(name=dataset, help=f"{title} AP with the face-eval protocol (Mathias et al. 2014): new "
+                                      f"annotations with ignore flags, IoU > 0.5, iterative box-style correction.")
+    @click.argument("detections", type=click.Path(dir_okay=False))
+    @click.option("--annotations", type=click.Path(), default=None,
+                  help="Annotation .mat, or a folder holding it (default: $FACEBENCH_SHARED_DATA or "
+                       f"../shared/data, {dataset}/annotations/).")
+    @click.option("--old-annotations", is_flag=True, help="Use the original annotations (no ignore flags).")
+    @click.option("--iterations", type=int, default=5, show_default=True, callback=_check_iterations,
+                  help="Box-correction iterations; the PR comes from the last one (1 = no correction).")
+    @click.option("--min-width", type=int, default=30, show_default=True,
+                  help="GT faces narrower than this are ignored (also sets the detection size filter).")
+    @click.option("--min-height", type=int, default=30, show_default=True,
+                  help="GT faces shorter than this are ignored.")
+    @click.option("--overlap", type=float, default=0.5, show_default=True, help="IoU threshold (strict >).")
+    @click.option("--out", type=click.Path(dir_okay=False), default=None,
+                  help="Write the result JSON here (and X.records.npz beside it).")
+    @click.option("--plot", type=click.Path(dir_okay=False), default=None, help="Write a PR plot (PNG/PDF).")
+    @click.option("--overlay", "overlays", multiple=True, type=click.Path(),
+                  help="Baseline detection file, folder of them, or result JSON to draw on the plot (repeatable).")
+    @click.option("--label", default=None, help="Legend label of DETECTIONS (default: from the file name).")
+    def command(detections: str, annotations: str | None, old_annotations: bool, iterations: int, min_width: int,
+                min_height: int, overlap: float, out: str | None, plot: str | None, overlays: tuple[str, ...],
+                label: str | None) -> None:
+        run_face_eval(dataset, detections, annotations, old_annotations, iterations, min_width, min_height,
+                      overlap, out, plot, overlays, label)
+
+    return command
+
+
+afw_command = _face_eval_command("afw")
+pascal_command = _face_eval_command("pascal")

@@ -1,0 +1,110 @@
+"""`facebench eval widerface`: score a WIDER FACE val prediction folder."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import click
+
+from facebench.errors import InputError
+
+GT_SUBDIRS = {"2017": "ground_truth", "2016": "ground_truth_old_2016"}
+
+
+def resolve_gt_dir(gt_dir: str | None, data_root: str | None, version: str) -> Path:
+    """--gt-dir, else the version's folder under --data-root / $FACEBENCH_DATA_ROOT."""
+    if gt_dir:
+        return Path(gt_dir)
+    root = data_root or os.environ.get("FACEBENCH_DATA_ROOT")
+    if not root:
+        raise InputError(None, None, "no ground truth given: pass --gt-dir DIR (the folder with "
+                         "wider_face_val.mat and wider_{easy,medium,hard}_val.mat) or --data-root")
+    sub = GT_SUBDIRS[version]
+    candidates = [Path(root) / "widerface" / sub, Path(root) / sub, Path(root) / "eval_tools" / sub]
+    for candidate in candidates:
+        if (candidate / "wider_face_val.mat").is_file():
+            return candidate
+    raise InputError(root, None, f"no WIDER FACE {version} ground truth found under it (looked for "
+                     f"widerface/{sub}/wider_face_val.mat); pass --gt-dir")
+
+
+def default_label(pred_dir: Path) -> str:
+    """A legend name: the folder, or its parent when the folder has a generic name."""
+    name = pred_dir.resolve().name
+    return pred_dir.resolve().parent.name if name in {"widerface_txt", "predictions", "preds", "txt"} else name
+
+
+def published_overlays(folders) -> dict:
+    """setting -> [PRCurve] for published method folders."""
+    from facebench.plots.pr import PRCurve
+    from protocols.wider_face.published import load_published_method
+
+    panels: dict = {}
+    for folder in folders:
+        for setting, curve in load_published_method(folder).items():
+            panels.setdefault(setting, []).append(
+                PRCurve(curve.legend, curve.recall, curve.precision, curve.ap, published=True))
+    return panels
+
+
+def records_path(out: Path) -> Path:
+    """Where the per-image records of a result JSON live."""
+    return out.with_name(out.stem + ".records.npz")
+
+
+@click.command("widerface")
+@click.argument("pred_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--gt-dir", type=click.Path(file_okay=False), help="Folder with the four official .mat files.")
+@click.option("--gt-version", type=click.Choice(["2017", "2016"]), default="2017", show_default=True,
+              help="Ground truth under --data-root: current (2017, integer boxes) or old (2016, float boxes).")
+@click.option("--data-root", type=click.Path(file_okay=False), help="Root holding widerface/ground_truth*/.")
+@click.option("--semantics", type=click.Choice(["official", "python-port"]), default="official",
+              show_default=True, help="Official MATLAB eval_tools, or the popular Python port's numbers.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the result JSON here "
+              "(and the per-image records beside it as .records.npz).")
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), help="Write the PR curves (PNG/PDF).")
+@click.option("--overlay", "overlays", multiple=True, type=click.Path(file_okay=False, path_type=Path),
+              help="A published method folder (wider_pr_info_*_val.mat) to draw beside; repeatable.")
+@click.option("--label", default=None, help="Method name for the plot legend (default: the folder name).")
+@click.option("--no-breakdown", is_flag=True, help="Skip the per-attribute / face-height breakdown.")
+@click.option("--breakdown-base", type=click.Choice(["easy", "medium", "hard"]), default="hard",
+              show_default=True, help="Setting whose faces the breakdown splits.")
+@click.option("--ignore-unknown", is_flag=True, help="Skip event folders / files not in the ground truth.")
+@click.option("--ci", "with_ci", is_flag=True, help="Add bootstrap 95%% intervals (needs facebench.bootstrap).")
+def widerface_command(pred_dir: Path, gt_dir: str | None, gt_version: str, data_root: str | None, semantics: str,
+                      out: Path | None, plot: Path | None, overlays: tuple[Path, ...], label: str | None, no_breakdown: bool,
+                      breakdown_base: str, ignore_unknown: bool, with_ci: bool) -> None:
+    """Evaluate PRED_DIR (<event>/<image>.txt files) on WIDER FACE val: easy / medium / hard AP."""
+    from protocols import wider_face
+
+    started = time.perf_counter()
+    gt = wider_face.load_ground_truth(resolve_gt_dir(gt_dir, data_root, gt_version), version=gt_version)
+    predictions = wider_face.read_predictions(pred_dir, gt, semantics=semantics, ignore_unknown=ignore_unknown)
+    result = wider_face.evaluate(gt, predictions, breakdown=not no_breakdown, breakdown_base=breakdown_base)
+    elapsed = time.perf_counter() - started
+    extra = {"evaluation_seconds": round(elapsed, 4)}
+    intervals = None
+    if with_ci:
+        try:
+            from facebench.bootstrap import intervals_for_result
+        except ImportError:
+            raise InputError(None, None, "--ci needs facebench.bootstrap, which this install lacks") from None
+        intervals = intervals_for_result(result)
+        extra["ci95"] = intervals
+    click.echo(f"WIDER FACE val ({semantics} semantics, ground truth {gt.version}): {pred_dir}")
+    click.echo(result.table() if intervals is None else result.table(intervals))
+    if result.breakdown:
+        worst = sorted((c.ap, name) for name, c in result.breakdown.items() if c.ap is not None)[:3]
+        click.echo("weakest breakdown cells (" + breakdown_base + "): " +
+                   ", ".join(f"{name} {100 * ap:.2f}" for ap, name in worst))
+    if out is not None:
+        from facebench.results import write_document
+
+        write_document(result.to_document(extra=extra), out)
+        result.save_records(records_path(out))
+        click.echo(f"wrote {out}")
+    if plot is not None:
+        result.plot(plot, label=label or default_label(pred_dir), overlays=published_overlays(overlays))
+        click.echo(f"wrote {plot}")
