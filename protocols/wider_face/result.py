@@ -36,6 +36,7 @@ class WiderResult:
     breakdown_base: str = "hard"
     benchmark: str = BENCHMARK
     extra_settings: dict[str, Any] = field(default_factory=dict)
+    matching: Any = None  # evaluate.Matching: per-prediction face hit and counting threshold
 
     @property
     def metrics(self) -> dict[str, float | None]:
@@ -73,6 +74,11 @@ class WiderResult:
             arrays[f"{name}_proposals"] = curve.image_proposals
             arrays[f"{name}_true_positives"] = curve.image_true_positives
             arrays[f"{name}_faces"] = self.image_faces[name]
+        if self.matching is not None:
+            # Per prediction (evaluation order): image, face hit (-1 none), first counting threshold index.
+            arrays["pred_image"] = self.matching.image.astype(np.int32)
+            arrays["pred_face"] = self.matching.choice.astype(np.int32)
+            arrays["pred_counted"] = self.matching.counted.astype(np.int16)
         arrays["meta"] = np.array([PROTOCOL_NAME, PROTOCOL_VERSION, self.semantics, self.ground_truth_sha256])
         np.savez_compressed(os.fspath(path), **arrays)
 
