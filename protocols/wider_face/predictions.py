@@ -139,8 +139,9 @@ def _official_file(index: int, path: Path, data: bytes, dropped: list[str]) -> _
         return None
     body = data[second + 1:] if second >= 0 else b""
     lines = body.split(b"\n", count)
-    if len(lines) < count:
-        dropped.append(f"{path}:{3 + len(lines)}: file has {len(lines)} box lines but its count says {count}")
+    if len(lines) < count or (len(lines) == count and lines[-1] == b"" and count > 0):
+        present = len(lines) - (1 if lines and lines[-1] == b"" else 0)
+        dropped.append(f"{path}:{3 + present}: file has {present} box lines but its count says {count}")
         return None
     return _FileBoxes(index, path, b"\n".join(lines[:count]), count, 3)
 

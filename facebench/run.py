@@ -1,0 +1,559 @@
+"""`facebench run`: a detector over a benchmark -> cached per-image detections -> official-format predictions
+-> the benchmark's protocol -> results JSON, records and plot.
+
+Per-image detections are appended, one JSON line per image, to a cache keyed by (detector config hash,
+image id) under `<out>/cache/<benchmark>/<config_hash>/`, so a killed run resumes where it stopped with
+nothing lost or duplicated. Shards (`--num-shards/--shard-id`, or the ranks of `torchrun`) take contiguous
+slices of the image list and write their own cache part; scoring reads every part.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+import numpy as np
+
+from facebench.errors import InputError, warn
+
+MANIFEST = "run.json"
+RESULT = "result.json"
+RECORDS = "result.records.npz"
+PLOT = "pr.png"
+PREDICTIONS = "predictions"
+TIMING_STAGES = ("load", "preprocess", "forward", "postprocess")
+
+
+# ---------------------------------------------------------------------------------------------- sharding
+def shard_bounds(n_items: int, num_shards: int, shard_id: int) -> tuple[int, int]:
+    """Contiguous slice [start, stop) of shard `shard_id`: sizes differ by at most one, no padding."""
+    if num_shards < 1:
+        raise InputError(None, None, f"--num-shards must be >= 1, got {num_shards}")
+    if not 0 <= shard_id < num_shards:
+        raise InputError(None, None, f"--shard-id must be in 0..{num_shards - 1}, got {shard_id}")
+    return n_items * shard_id // num_shards, n_items * (shard_id + 1) // num_shards
+
+
+# ------------------------------------------------------------------------------------------------- cache
+@dataclass(frozen=True)
+class ImageRecord:
+    """One image's outcome: detections (x1 y1 x2 y2 score) or the reason it was unreadable, and its timing."""
+
+    id: str
+    boxes: np.ndarray
+    status: str = "ok"  # "ok" or "unreadable"
+    reason: str = ""
+    ms: Mapping[str, float] = field(default_factory=dict)
+
+    def to_line(self) -> str:
+        """The record as one JSON line (floats written exactly: a float32 widened to double round-trips)."""
+        data: dict[str, Any] = {"id": self.id, "status": self.status,
+                                "boxes": [[float(v) for v in row] for row in np.asarray(self.boxes).reshape(-1, 5)]}
+        if self.reason:
+            data["reason"] = self.reason
+        if self.ms:
+            data["ms"] = {k: round(float(v), 4) for k, v in self.ms.items()}
+        return json.dumps(data, separators=(",", ":")) + "\n"
+
+    @staticmethod
+    def from_line(line: str) -> "ImageRecord":
+        data = json.loads(line)
+        boxes = np.asarray(data.get("boxes", []), dtype=np.float64).reshape(-1, 5)
+        return ImageRecord(str(data["id"]), boxes, data.get("status", "ok"), data.get("reason", ""), data.get("ms", {}))
+
+
+class PredictionCache:
+    """Append-only per-image records in `<directory>/part-*.jsonl`; this process writes only its own part."""
+
+    def __init__(self, directory: Path, part: str) -> None:
+        self.directory = directory
+        self.path = directory / f"part-{part}.jsonl"
+        self._handle = None
+
+    def parts(self) -> list[Path]:
+        """Every part file (all shards, all earlier runs)."""
+        return sorted(self.directory.glob("part-*.jsonl")) if self.directory.is_dir() else []
+
+    def load(self) -> dict[str, ImageRecord]:
+        """Every complete record in every part (a line cut short by a kill is ignored); first one wins."""
+        records: dict[str, ImageRecord] = {}
+        for part in self.parts():
+            for record in read_part(part):
+                known = records.get(record.id)
+                if known is None or (known.status != "ok" and record.status == "ok"):
+                    records[record.id] = record
+        return records
+
+    def open(self) -> None:
+        """Open this process's part for appending, first cutting off a line a killed run left half-written."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        if self.path.exists():
+            data = self.path.read_bytes()
+            if data and not data.endswith(b"\n"):
+                with open(self.path, "r+b") as handle:
+                    handle.truncate(data.rfind(b"\n") + 1)
+        self._handle = open(self.path, "a", encoding="utf-8")
+
+    def append(self, record: ImageRecord) -> None:
+        """Add one record and push it to the OS at once (a kill after this loses nothing)."""
+        assert self._handle is not None, "call open() first"
+        self._handle.write(record.to_line())
+        self._handle.flush()
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
+            self._handle.close()
+            self._handle = None
+
+
+def read_part(path: Path) -> Iterator[ImageRecord]:
+    """Records of one part file, skipping an unterminated or unparsable last line."""
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            if not line.endswith("\n"):
+                break  # cut short by a kill: the image is redone
+            try:
+                yield ImageRecord.from_line(line)
+            except (ValueError, KeyError, TypeError):
+                warn(f"{path}: skipping a damaged cache line")
+
+
+# --------------------------------------------------------------------------------------------- manifest
+def cache_dir(out: Path, benchmark: str, config_hash: str) -> Path:
+    """Where the per-image records of (benchmark, detector config) live."""
+    return out / "cache" / benchmark / config_hash
+
+
+def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
+    """Write JSON via a per-process temporary file (shards may write the same manifest at once)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
+def read_manifest(out: Path) -> dict[str, Any]:
+    """The run manifest an earlier `facebench run --out OUT` left."""
+    path = out / MANIFEST
+    if not path.is_file():
+        raise InputError(path, None, "no run manifest here (not the --out folder of a `facebench run`)")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise InputError(path, exc.lineno, f"damaged run manifest: {exc.msg}") from None
+
+
+# ------------------------------------------------------------------------------------------------ system
+def peak_rss_mib() -> float | None:
+    """This process's peak resident memory in MiB."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 1024.0 if sys.platform != "darwin" else peak / (1024.0 * 1024.0)
+
+
+def cpu_name() -> str:
+    """The CPU model, as the OS names it."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def hardware(device: str, threads: int | None) -> dict[str, Any]:
+    """Where the run happened (CPU, cores, GPU when used)."""
+    from detectors.third_party._common import available_threads
+
+    info: dict[str, Any] = {"cpu": cpu_name(), "cpu_cores_available": available_threads(),
+                            "threads": threads, "device": device, "platform": platform.platform(),
+                            "python": platform.python_version()}
+    if device.startswith("cuda") and "torch" in sys.modules:
+        torch = sys.modules["torch"]
+        try:
+            index = int(device.split(":")[1]) if ":" in device else 0
+            info["gpu"] = torch.cuda.get_device_name(index)
+        except Exception:  # no CUDA build / no device: leave the GPU unnamed
+            pass
+    return info
+
+
+def cuda_peak_mib(device: str) -> float | None:
+    """Peak CUDA memory torch allocated in this process (only when torch is already in use)."""
+    torch = sys.modules.get("torch")
+    if torch is None or not device.startswith("cuda"):
+        return None
+    try:
+        return torch.cuda.max_memory_allocated() / (1024.0 * 1024.0)
+    except Exception:
+        return None
+
+
+# ----------------------------------------------------------------------------------------------- detector
+def detector_info(registry_name: str, detector: Any) -> dict[str, Any]:
+    """What the results JSON records about the detector."""
+    config = detector.config()
+    return {"name": registry_name, "class": f"{type(detector).__module__}:{type(detector).__qualname__}",
+            "options": config.get("options", {}), "config_hash": detector.config_hash,
+            "weights_sha256": config.get("weights_sha256"), "input_policy": getattr(detector, "input_policy", None),
+            "precision": getattr(detector, "precision", "fp32")}
+
+
+def build_detector(name: str, options: Mapping[str, Any], device: str):
+    """Create the detector and put it on `device` (constructor `device=` option, or a `.to(device)` method)."""
+    import inspect
+
+    from detectors import registry
+
+    entry = registry.get_entry(name)
+    cls = registry.load_class(entry)
+    merged = {**entry.options, **options}
+    params = inspect.signature(cls.__init__).parameters
+    takes_device = "device" in params or getattr(cls, "devices", None) is not None
+    if takes_device:
+        return cls(**merged, device=device)
+    detector = cls(**merged)
+    if device != "cpu":
+        mover = getattr(detector, "to", None)
+        if mover is None:
+            raise InputError(None, None, f"detector '{name}' runs on the CPU only (no '{device}')")
+        moved = mover(device)
+        detector = moved if moved is not None else detector
+    return detector
+
+
+# --------------------------------------------------------------------------------------------- inference
+@dataclass
+class ShardOutcome:
+    """What one process did: images in its shard, computed now, taken from the cache, unreadable."""
+
+    shard: tuple[int, int]
+    n_images: int
+    computed: int
+    cached: int
+    unreadable: list[str]
+    wall_s: float
+
+
+def _batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def infer_shard(detector: Any, bench: Any, refs: Sequence[Any], cache: PredictionCache, *, batch_size: int,
+                progress: bool, desc: str) -> ShardOutcome:
+    """Detect on every image of `refs` that the cache does not hold yet, appending each result at once."""
+    start = time.perf_counter()
+    done = cache.load()
+    # unreadable images are tried again: the file may have been fixed since
+    todo = [ref for ref in refs if ref.id not in done or done[ref.id].status != "ok"]
+    computed, unreadable = 0, []
+    cache.open()
+    try:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(refs), initial=len(refs) - len(todo), desc=desc, unit="img", disable=not progress,
+                   dynamic_ncols=True, leave=False, file=sys.stderr)
+        with bar:
+            for batch in _batches(todo, max(1, batch_size)):
+                images, ok_refs, load_ms = [], [], []
+                for ref in batch:
+                    t0 = time.perf_counter()
+                    try:
+                        images.append(bench.load(ref))
+                    except Exception as exc:  # noqa: BLE001 - any decoder failure means "unreadable"
+                        reason = getattr(exc, "reason", None) or f"{type(exc).__name__}: {exc}"
+                        where = getattr(exc, "path", None) or ref.path or ref.id
+                        warn(f"skipping unreadable image {ref.id} ({where}: {reason})")
+                        cache.append(ImageRecord(ref.id, np.zeros((0, 5)), "unreadable", reason))
+                        unreadable.append(ref.id)
+                        bar.update(1)
+                        continue
+                    load_ms.append((time.perf_counter() - t0) * 1000.0)
+                    ok_refs.append(ref)
+                if not images:
+                    continue
+                t0 = time.perf_counter()
+                results = detector.detect(images)
+                detect_ms = (time.perf_counter() - t0) * 1000.0
+                if len(results) != len(images):
+                    raise RuntimeError(f"detector returned {len(results)} results for {len(images)} images")
+                split = dict(getattr(detector, "last_timing", None) or {})
+                per_image = {k: 1000.0 * float(split[k]) / len(images) for k in ("preprocess", "forward", "postprocess")
+                             if k in split}
+                if not per_image:  # the detector reports no split: all of detect() counts as forward
+                    per_image = {"forward": detect_ms / len(images)}
+                for ref, boxes, ms in zip(ok_refs, results, load_ms):
+                    record = ImageRecord(ref.id, _checked_boxes(boxes, ref.id), "ok", "",
+                                         {"load": ms, **per_image, "detect": detect_ms / len(images)})
+                    cache.append(record)
+                computed += len(ok_refs)
+                bar.update(len(ok_refs))
+    finally:
+        cache.close()
+    return ShardOutcome((0, 0), len(refs), computed, len(refs) - len(todo), unreadable, time.perf_counter() - start)
+
+
+def _checked_boxes(boxes: Any, image_id: str) -> np.ndarray:
+    array = np.asarray(boxes, dtype=np.float64)
+    if array.size == 0:
+        return np.zeros((0, 5))
+    if array.ndim != 2 or array.shape[1] < 5:
+        raise RuntimeError(f"detector output for {image_id} has shape {array.shape}, expected [N, 5]")
+    array = array[:, :5]
+    finite = np.isfinite(array).all(axis=1)
+    if not finite.all():
+        warn(f"{image_id}: dropping {int((~finite).sum())} detections with NaN/inf values")
+        array = array[finite]
+    return array
+
+
+# ------------------------------------------------------------------------------------------------- scoring
+def _timing_block(records: Sequence[ImageRecord], metas: Sequence[Mapping[str, Any]], batch_size: int,
+                  detector: Mapping[str, Any]) -> dict[str, Any]:
+    timed = [r for r in records if r.status == "ok" and r.ms]
+    stages = [s for s in TIMING_STAGES if any(s in r.ms for r in timed)]
+    mean = {s: float(np.mean([r.ms.get(s, 0.0) for r in timed])) for s in stages} if timed else {}
+    median = {s: float(np.median([r.ms.get(s, 0.0) for r in timed])) for s in stages} if timed else {}
+    if timed:
+        total = [sum(r.ms.get(s, 0.0) for s in stages) for r in timed]
+        mean["total"], median["total"] = float(np.mean(total)), float(np.median(total))
+    split = bool(timed) and all(s in r.ms for r in timed for s in ("preprocess", "postprocess"))
+    rss = [m["peak_rss_mib"] for m in metas if m.get("peak_rss_mib") is not None]
+    gpu = [m["peak_cuda_mib"] for m in metas if m.get("peak_cuda_mib") is not None]
+    hw = []
+    for m in metas:
+        if m.get("hardware") and m["hardware"] not in hw:
+            hw.append(m["hardware"])
+    return {
+        "ms_per_image": mean, "median_ms_per_image": median, "images_timed": len(timed),
+        "split": "detector-reported" if split else "forward = whole detect() call",
+        "note": "load = image decode; per-image times of a batch are the batch time / its size; "
+                "the mean includes the first image's warm-up",
+        "batch_size": batch_size, "device": sorted({m.get("device", "cpu") for m in metas}) or ["cpu"],
+        "precision": detector.get("precision"), "input_policy": detector.get("input_policy"),
+        "hardware": hw[0] if len(hw) == 1 else hw,
+        "peak_memory_mib": {"rss": max(rss) if rss else None, "cuda": max(gpu) if gpu else None,
+                            "processes": len(metas)},
+        "inference_wall_s": float(sum(m.get("wall_s", 0.0) for m in metas)),
+    }
+
+
+@dataclass
+class RunResult:
+    """What `finalize` produced."""
+
+    out: Path
+    predictions: Path
+    result_path: Path | None
+    metrics: Mapping[str, Any] | None
+    table: str
+    document: dict[str, Any] | None
+    unreadable: list[str]
+
+
+def finalize(out: Path, sources: Sequence[Path] | None = None, *, data_root: str | None = None,
+             label: str | None = None) -> RunResult:
+    """Merge every cached record of the run in `sources` (default: `out`), write predictions, score, save."""
+    from facebench.datasets import get_benchmark
+    from facebench.results import write_document
+
+    sources = list(sources or [out])
+    manifests = [read_manifest(src) for src in sources]
+    first = manifests[0]
+    for src, other in zip(sources[1:], manifests[1:]):
+        for key in ("benchmark", "detector"):
+            if other[key]["name"] != first[key]["name"] or (key == "detector" and
+                                                           other[key]["config_hash"] != first[key]["config_hash"]):
+                raise InputError(src / MANIFEST, None, f"this run's {key} ({other[key]['name']}) differs from "
+                                                       f"{sources[0]}'s ({first[key]['name']}); cannot merge")
+    det = first["detector"]
+    bench = get_benchmark(first["benchmark"]["name"], data_root or first["benchmark"].get("data_root"))
+    refs = bench.images()
+    records: dict[str, ImageRecord] = {}
+    metas: list[dict[str, Any]] = []
+    for src in sources:
+        directory = cache_dir(src, bench.name, det["config_hash"])
+        for record in PredictionCache(directory, "merge").load().values():
+            known = records.get(record.id)
+            if known is None or (known.status != "ok" and record.status == "ok"):
+                records[record.id] = record
+        for meta_path in sorted(directory.glob("part-*.meta.json")):
+            try:
+                metas.append(json.loads(meta_path.read_text()))
+            except (OSError, json.JSONDecodeError):
+                warn(f"{meta_path}: unreadable shard metadata (timing of that shard left out)")
+    missing = [ref.id for ref in refs if ref.id not in records]
+    if missing:
+        raise InputError(sources[0], None, f"{len(missing)} of {len(refs)} images have no cached detections yet "
+                                           f"(first: {missing[0]}); finish every shard, then merge again")
+    ordered = [records[ref.id] for ref in refs]
+    unreadable = [r.id for r in ordered if r.status != "ok"]
+    pred_root = out / PREDICTIONS
+    if pred_root.exists():
+        shutil.rmtree(pred_root)  # only facebench writes here; stale files would be read as predictions
+    predictions = bench.write_predictions(pred_root, {r.id: r.boxes for r in ordered})
+    run_info = {
+        "images": len(refs), "images_with_detections": sum(1 for r in ordered if len(r.boxes)),
+        "detections": int(sum(len(r.boxes) for r in ordered)),
+        "unreadable_images": {"count": len(unreadable), "ids": unreadable},
+        "num_shards": first.get("num_shards", 1), "sources": [str(s) for s in sources],
+        "cache": str(cache_dir(out, bench.name, det["config_hash"])), "predictions": str(predictions),
+        "prediction_format": bench.prediction_format,
+    }
+    extra = {"detector": {k: det.get(k) for k in ("name", "options", "config_hash", "weights_sha256", "class",
+                                                  "input_policy", "precision")},
+             "timing": _timing_block(ordered, metas, int(first.get("batch_size", 1)), det),
+             "run": run_info, "dataset": first["benchmark"]}
+    scored = bench.evaluate(predictions)
+    out.mkdir(parents=True, exist_ok=True)
+    if scored is None:
+        write_json_atomic(out / "run-summary.json", {**extra, "evaluation": "not wired"})
+        table = (f"{bench.name}: predictions written to {predictions}; scoring for this benchmark is not wired "
+                 f"yet (its protocol module is not available), so no result JSON was written")
+        return RunResult(out, predictions, None, None, table, None, unreadable)
+    document = scored.document(extra)
+    result_path = write_document(document, out / RESULT)
+    scored.save_records(out / RECORDS)
+    try:
+        scored.plot(out / PLOT, label or det["name"])
+    except Exception as exc:  # noqa: BLE001 - a plotting backend problem must not lose the scored result
+        warn(f"could not draw {out / PLOT}: {type(exc).__name__}: {exc}")
+    return RunResult(out, predictions, result_path, scored.metrics, scored.table(), document, unreadable)
+
+
+# --------------------------------------------------------------------------------------------------- run
+@dataclass
+class RunRequest:
+    """Everything `facebench run` was asked to do."""
+
+    detector: str
+    benchmark: str = "sample"
+    data_root: str | None = None
+    out: Path | None = None
+    device: str = "cpu"
+    batch_size: int = 1
+    num_shards: int | None = None
+    shard_id: int | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+    progress: bool = True
+
+
+def default_out(detector: str, benchmark: str) -> Path:
+    """`runs/<detector>-<benchmark>` in the current folder."""
+    return Path("runs") / f"{detector}-{benchmark}"
+
+
+def _distributed() -> tuple[int, int, int] | None:
+    """(rank, world size, local rank) under torchrun with more than one process, else None."""
+    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    if world <= 1:
+        return None
+    return int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def run(request: RunRequest) -> RunResult | ShardOutcome:
+    """Run a detector over a benchmark: shard, infer (resuming from the cache), then merge and score."""
+    from facebench.datasets import get_benchmark
+
+    if request.batch_size < 1:
+        raise InputError(None, None, f"--batch-size must be >= 1, got {request.batch_size}")
+    dist = _distributed()
+    device = request.device
+    if dist is not None:
+        if request.num_shards is not None or request.shard_id is not None:
+            raise InputError(None, None, "--num-shards/--shard-id cannot be combined with torchrun (the ranks "
+                                         "are the shards)")
+        rank, world, local_rank = dist
+        num_shards, shard_id = world, rank
+        if device == "cuda":
+            device = f"cuda:{local_rank}"
+    else:
+        if (request.num_shards is None) != (request.shard_id is None) and request.num_shards not in (None, 1):
+            raise InputError(None, None, "--num-shards and --shard-id go together")
+        num_shards, shard_id = request.num_shards or 1, request.shard_id or 0
+    out = request.out or default_out(request.detector, request.benchmark)
+    bench = get_benchmark(request.benchmark, request.data_root)
+    refs = bench.images()
+    start, stop = shard_bounds(len(refs), num_shards, shard_id)
+
+    group = _init_process_group() if dist is not None else None
+    try:
+        detector = build_detector(request.detector, request.options, device)
+        info = detector_info(request.detector, detector)
+        write_json_atomic(out / MANIFEST, {"detector": info, "benchmark": bench.describe(), "num_shards": num_shards,
+                                           "batch_size": request.batch_size, "facebench_run": 1})
+        cache = PredictionCache(cache_dir(out, bench.name, info["config_hash"]), f"{shard_id:04d}-of-{num_shards:04d}")
+        desc = request.detector if num_shards == 1 else f"{request.detector} [{shard_id + 1}/{num_shards}]"
+        show = request.progress and (dist is None or dist[0] == 0)
+        outcome = infer_shard(detector, bench, refs[start:stop], cache, batch_size=request.batch_size,
+                              progress=show, desc=desc)
+        outcome.shard = (shard_id, num_shards)
+        _write_meta(cache, outcome, device, getattr(detector, "threads", None))
+        if group is not None:
+            group.barrier()
+            if dist[0] != 0:
+                return outcome
+        elif num_shards > 1:
+            return outcome
+        return finalize(out)
+    finally:
+        if group is not None:
+            group.destroy_process_group()
+
+
+def _write_meta(cache: PredictionCache, outcome: ShardOutcome, device: str, threads: int | None) -> None:
+    meta_path = cache.path.with_suffix(".meta.json")
+    previous: dict[str, Any] = {}
+    if meta_path.is_file():
+        try:
+            previous = json.loads(meta_path.read_text())
+        except (OSError, json.JSONDecodeError):
+            previous = {}
+    rss = [v for v in (previous.get("peak_rss_mib"), peak_rss_mib()) if v is not None]
+    gpu = [v for v in (previous.get("peak_cuda_mib"), cuda_peak_mib(device)) if v is not None]
+    write_json_atomic(meta_path, {
+        "shard": list(outcome.shard), "images": outcome.n_images, "computed": outcome.computed,
+        "from_cache": outcome.cached, "unreadable": len(outcome.unreadable),
+        "wall_s": float(previous.get("wall_s", 0.0)) + outcome.wall_s, "device": device,
+        "peak_rss_mib": max(rss) if rss else None, "peak_cuda_mib": max(gpu) if gpu else None,
+        "hardware": hardware(device, threads), "runs": int(previous.get("runs", 0)) + 1,
+    })
+
+
+class _ProcessGroup:
+    """torch.distributed used only as a barrier (gloo works on every device)."""
+
+    def __init__(self) -> None:
+        import datetime
+
+        import torch.distributed as dist
+
+        self.dist = dist
+        if not dist.is_initialized():
+            # a long inference on one rank must not time the others out at the barrier
+            dist.init_process_group("gloo", timeout=datetime.timedelta(hours=24))
+
+    def barrier(self) -> None:
+        self.dist.barrier()
+
+    def destroy_process_group(self) -> None:
+        if self.dist.is_initialized():
+            self.dist.destroy_process_group()
+
+
+def _init_process_group() -> _ProcessGroup:
+    return _ProcessGroup()

@@ -1,0 +1,282 @@
+"""WIDER FACE protocol: the official tool's figures, the Python port's, parity with the literal reference."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from protocols.wider_face import evaluate, load_ground_truth, read_predictions
+from protocols.wider_face.curves import entry_threshold, normalise_scores, voc_ap
+from protocols.wider_face.matching import official_int_overlap, round_half_away
+from protocols.wider_face.reference import evaluate_reference
+from protocols.wider_face.ground_truth import write_ground_truth
+from tests.conftest import require
+from tests.wider_fixtures import MINI_GT, MINI_PRED, random_events, write_mini_gt, write_predictions
+
+GOLDEN = {  # ../shared/specs/golden.md (official eval_tools under Octave, and the Python port)
+    ("yolov7-tiny-leak_derronqi", "official"): (0.93243941106335, 0.912910061774677, 0.829738522421083),
+    ("yolov7-tiny-leak_derronqi", "python-port"): (0.932493263383599, 0.912794290988633, 0.829720502205992),
+    ("retinaface-mobilenet0.25_thflgg133", "official"): (0.907016114445436, 0.881537334146821, 0.738258215733815),
+    ("retinaface-mobilenet0.25_thflgg133", "python-port"): (0.906958424385669, 0.881579055128884,
+                                                            0.738286325538105),
+}
+
+
+@pytest.fixture()
+def mini(tmp_path):
+    gt = load_ground_truth(write_mini_gt(tmp_path / "gt"))
+    pred = write_predictions(tmp_path / "pred", "0--Mini", MINI_PRED)
+    return gt, pred
+
+
+@pytest.mark.parametrize("semantics, expected", [
+    ("official", (0.3, 0.488095238095238, 0.488095238095238)),
+    ("python-port", (0.733333333333333, 0.821428571428571, 0.821428571428571)),
+])
+def test_mini_case_ap(mini, semantics, expected):
+    gt, pred = mini
+    result = evaluate(gt, read_predictions(pred, gt, semantics))
+    assert [result.metrics[s] for s in ("easy", "medium", "hard")] == pytest.approx(expected, abs=1e-12)
+
+
+def test_mini_case_official_curve_rows(mini):
+    gt, pred = mini
+    result = evaluate(gt, read_predictions(pred, gt))
+    easy = result.settings["easy"]
+    assert math.isnan(easy.precision[0]) and easy.recall[0] == 0
+    assert easy.precision[99] == 1 and easy.recall[99] == pytest.approx(0.2)
+    assert easy.precision[999] == pytest.approx(2 / 7) and easy.recall[999] == pytest.approx(0.4)
+    for setting in ("medium", "hard"):
+        curve = result.settings[setting]
+        assert curve.precision[999] == pytest.approx(4 / 9) and curve.recall[999] == pytest.approx(4 / 7)
+    assert {s: c.n_faces for s, c in result.settings.items()} == {"easy": 5, "medium": 7, "hard": 7}
+
+
+def test_int32_overlap_rules_from_the_spec():
+    gt = np.array([[200, 200, 30, 30], [200, 200, 30, 30]], dtype=np.int32)
+    pred = np.array([[208.5, 200, 34.5, 30], [209.1, 200, 34, 30]])
+    # 682 / 1380 rounds to 0; 682 / 1364 is exactly 0.5 and rounds half away to 1.
+    assert official_int_overlap(gt, pred).tolist() == [0.0, 1.0]
+    assert round_half_away(np.array([0.5, 1.5, 2.5, -0.5, -2.5, 0.49999999999999994])).tolist() == \
+        [1, 2, 3, -1, -3, 0]
+
+
+def test_normalisation_initial_bounds():
+    scores = np.array([-3.0, -1.0])
+    official = normalise_scores(scores, "official")  # max starts at float32's smallest normal
+    assert official[1] == pytest.approx(2.0 / (np.finfo(np.float32).tiny + 3.0))
+    port = normalise_scores(scores, "python-port")  # max starts at 0
+    assert port.tolist() == [0.0, 2.0 / 3.0]
+    assert entry_threshold(np.array([1.0, 0.999, 0.9985, 0.0, -0.1, np.nan])).tolist() == [0, 0, 1, 999, 1000, 1000]
+
+
+def test_equal_scores_give_zero_ap(mini, tmp_path):
+    gt, _ = mini
+    preds = {name: [(*box[:4], 0.5) for box in boxes] for name, boxes in MINI_PRED.items()}
+    result = evaluate(gt, read_predictions(write_predictions(tmp_path / "eq", "0--Mini", preds), gt))
+    assert result.metrics == {"easy": 0.0, "medium": 0.0, "hard": 0.0}
+
+
+@pytest.mark.parametrize("float_boxes", [False, True])
+@pytest.mark.parametrize("semantics", ["official", "python-port"])
+def test_parity_with_literal_reference(tmp_path, semantics, float_boxes):
+    rng = np.random.default_rng(7 + float_boxes)
+    images, preds = random_events(rng, 24)
+    events = [("0--Rand", images)] + [(f"{i}--E", []) for i in range(1, 3)]
+    if float_boxes:
+        # 2016-style float ground truth: the official tool then computes overlaps in double.
+        import scipy.io
+
+        gt_dir = write_ground_truth(tmp_path / "gt", events)
+        for name in ("wider_face_val.mat", "wider_easy_val.mat", "wider_medium_val.mat", "wider_hard_val.mat"):
+            data = scipy.io.loadmat(gt_dir / name)
+            data = {k: v for k, v in data.items() if not k.startswith("__")}
+            for e in range(data["face_bbx_list"].shape[0]):
+                for j in range(data["face_bbx_list"][e, 0].shape[0]):
+                    box = data["face_bbx_list"][e, 0][j, 0].astype(np.float64)
+                    data["face_bbx_list"][e, 0][j, 0] = box + 0.25 * ((e + j) % 3)
+            scipy.io.savemat(gt_dir / name, data)
+    else:
+        gt_dir = write_ground_truth(tmp_path / "gt", events)
+    gt = load_ground_truth(gt_dir)
+    assert gt.integer_boxes != float_boxes
+    pred_dir = write_predictions(tmp_path / "pred", "0--Rand", preds)
+    fast = evaluate(gt, read_predictions(pred_dir, gt, semantics))
+    ref_images = []
+    for i, img in enumerate(images):
+        lo, hi = gt.face_offsets[i], gt.face_offsets[i + 1]
+        keeps = [gt.keep[s][lo:hi] for s in ("easy", "medium", "hard")]
+        ref_images.append((gt.boxes[lo:hi], keeps, np.asarray(preds[img["name"]], dtype=float).reshape(-1, 5)))
+    expected = evaluate_reference(ref_images, semantics)
+    got = [fast.metrics[s] for s in ("easy", "medium", "hard")]
+    assert got == pytest.approx([expected[0], expected[1], expected[2]], abs=1e-12)
+
+
+def test_unsorted_files_only_break_the_port(mini, tmp_path):
+    gt, _ = mini
+    shuffled = {name: list(reversed(boxes)) for name, boxes in MINI_PRED.items()}
+    folder = write_predictions(tmp_path / "shuf", "0--Mini", shuffled)
+    assert evaluate(gt, read_predictions(folder, gt)).metrics["easy"] == pytest.approx(0.3)
+    port = evaluate(gt, read_predictions(folder, gt, "python-port")).metrics["easy"]
+    assert port != pytest.approx(0.733333333333333)
+
+
+def test_breakdown_and_records(mini, tmp_path):
+    gt, pred = mini
+    result = evaluate(gt, read_predictions(pred, gt))
+    assert "blur=clear" in result.breakdown and "height=20-50" in result.breakdown
+    # Every mini face has blur 0, so blur=clear is the hard setting itself.
+    assert result.breakdown["blur=clear"].ap == pytest.approx(result.metrics["hard"])
+    out = tmp_path / "r.records.npz"
+    result.save_records(out)
+    records = np.load(out)
+    assert records["hard_proposals"].shape == (4, 1000)
+    np.testing.assert_array_equal(records["hard_proposals"].sum(axis=0), result.settings["hard"].proposals)
+    assert records["hard_faces"].tolist() == [4, 1, 1, 1]
+
+
+def test_missing_file_counts_as_no_detections(mini, tmp_path, capsys):
+    gt, _ = mini
+    preds = dict(MINI_PRED)
+    del preds["D"]
+    folder = write_predictions(tmp_path / "p", "0--Mini", preds)
+    result = evaluate(gt, read_predictions(folder, gt))
+    assert "1 of 4 images have no prediction file" in capsys.readouterr().err
+    assert result.n_missing == 1
+
+
+def test_count_larger_than_lines_drops_image_with_warning(mini, tmp_path, capsys):
+    gt, _ = mini
+    folder = write_predictions(tmp_path / "p", "0--Mini", MINI_PRED, count_override={"D": 5})
+    result = evaluate(gt, read_predictions(folder, gt))
+    err = capsys.readouterr().err
+    assert "D.txt:5" in err and "rejected as the official tool does" in err
+    assert result.n_dropped == 1
+    # Dropping D removes its TP: the same as evaluating without D's boxes.
+    preds = dict(MINI_PRED, D=[])
+    reference = evaluate(gt, read_predictions(write_predictions(tmp_path / "q", "0--Mini", preds), gt))
+    assert result.metrics == reference.metrics
+
+
+def test_non_numeric_field_is_reported_with_line(mini, tmp_path, capsys):
+    gt, _ = mini
+    folder = write_predictions(tmp_path / "p", "0--Mini", MINI_PRED)
+    (folder / "0--Mini" / "A.txt").write_text("A\n2\n1 2 3 4 0.5\n1 2 x 4 0.3\n")
+    result = read_predictions(folder, gt)
+    assert "A.txt:4: not a number: 'x'" in capsys.readouterr().err
+    assert len(result.dropped) == 1
+
+
+@pytest.mark.parametrize("bad", ["nan", "inf"])
+def test_non_finite_score_is_an_error(mini, tmp_path, bad):
+    from facebench.errors import InputError
+
+    gt, _ = mini
+    folder = write_predictions(tmp_path / "p", "0--Mini", MINI_PRED)
+    (folder / "0--Mini" / "B.txt").write_text(f"B\n2\n1 2 3 4 0.5\n1 2 3 4 {bad}\n")
+    with pytest.raises(InputError, match=r"B\.txt:4: non-finite score"):
+        read_predictions(folder, gt)
+
+
+def test_unknown_event_and_image_are_errors(mini, tmp_path):
+    from facebench.errors import InputError
+
+    gt, _ = mini
+    folder = write_predictions(tmp_path / "p", "0--Mini", MINI_PRED)
+    (folder / "0--Mini" / "Z.txt").write_text("Z\n0\n")
+    with pytest.raises(InputError, match="unknown image"):
+        read_predictions(folder, gt)
+    assert len(read_predictions(folder, gt, ignore_unknown=True).boxes) == 9
+    (folder / "0--Mini" / "Z.txt").unlink()
+    (folder / "99--Nope").mkdir()
+    with pytest.raises(InputError, match="unknown event folder"):
+        read_predictions(folder, gt)
+
+
+def test_crlf_and_extra_columns_read_the_same(mini, tmp_path):
+    gt, pred = mini
+    base = evaluate(gt, read_predictions(pred, gt)).metrics
+    for path in (pred / "0--Mini").glob("*.txt"):
+        lines = path.read_text().splitlines()
+        lines = lines[:2] + [line + " 1 2 3 4 5 6 7 8 9 10 " for line in lines[2:]]
+        path.write_bytes(("\r\n".join(lines) + "\r\n").encode())
+    assert evaluate(gt, read_predictions(pred, gt)).metrics == base
+
+
+def test_wrong_gt_dir_is_a_clear_error(tmp_path):
+    from facebench.errors import InputError
+
+    (tmp_path / "wider_face_val.mat").write_bytes(b"")
+    with pytest.raises(InputError, match="missing wider_easy_val.mat"):
+        load_ground_truth(tmp_path)
+    with pytest.raises(InputError, match="not found"):
+        load_ground_truth(tmp_path / "absent")
+
+
+def test_voc_ap_nan_rules():
+    recall = np.array([0.0, 0.5, 1.0])
+    precision = np.array([np.nan, 1.0, 0.5])
+    assert voc_ap(recall, precision) == pytest.approx(0.75)
+
+
+def test_cli_json_and_plot(mini, tmp_path):
+    from click.testing import CliRunner
+
+    from facebench.cli import cli
+
+    gt, pred = mini
+    out, plot = tmp_path / "r.json", tmp_path / "pr.png"
+    runner = CliRunner()
+    res = runner.invoke(cli, ["eval", "widerface", str(pred), "--gt-dir", gt.source, "--out", str(out),
+                              "--plot", str(plot)])
+    assert res.exit_code == 0, res.output
+    assert "easy" in res.output and "30.00" in res.output
+    doc = json.loads(out.read_text())
+    assert doc["benchmark"] == "widerface-val" and doc["schema"] == "facebench.result/1"
+    assert doc["metrics"]["easy"] == pytest.approx(0.3)
+    assert doc["ground_truth_sha256"] == gt.sha256 and doc["settings"]["semantics"] == "official"
+    assert len(doc["curves"]["hard"]["precision"]) == 1000 and doc["curves"]["easy"]["precision"][0] is None
+    assert "blur=clear" in doc["breakdown"]["metrics"] and doc["facebench_version"] and doc["created"]
+    assert plot.stat().st_size > 10_000 and (tmp_path / "r.records.npz").is_file()
+
+
+def test_cli_bad_input_is_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "facebench", "eval", "widerface", str(tmp_path / "none"),
+                           "--gt-dir", str(tmp_path)], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("case", sorted(GOLDEN))
+def test_golden_real_predictions(shared_data, case):
+    folder, semantics = case
+    gt = load_ground_truth(require(shared_data / "widerface" / "ground_truth"))
+    pred = require(shared_data / "widerface" / "results" / folder / "widerface_txt")
+    result = evaluate(gt, read_predictions(pred, gt, semantics, quiet=True), breakdown=False)
+    got = [result.metrics[s] for s in ("easy", "medium", "hard")]
+    assert got == pytest.approx(list(GOLDEN[case]), abs=1e-9)
+
+
+def test_real_ground_truth_counts(shared_data):
+    gt = load_ground_truth(require(shared_data / "widerface" / "ground_truth"))
+    assert (len(gt.events), gt.n_images, len(gt.boxes)) == (61, 3226, 39708)
+    assert {s: int(m.sum()) for s, m in gt.keep.items()} == {"easy": 7211, "medium": 13319, "hard": 31958}
+    assert not (gt.keep["hard"] & (gt.attributes["invalid"] == 1)).any()
+    old = load_ground_truth(require(shared_data / "widerface" / "ground_truth_old_2016"))
+    assert old.version == "2016" and not old.integer_boxes and old.n_images == 3226
+
+
+def test_published_curve_reader(shared_data):
+    from protocols.wider_face.published import load_published_method
+
+    folder = require(shared_data / "widerface" / "results" / "official_pr_curves" / "Val" / "setting_int" / "SSH")
+    curves = load_published_method(folder)
+    assert set(curves) == {"easy", "medium", "hard"}
+    assert 0.8 < curves["hard"].ap < curves["easy"].ap < 1
