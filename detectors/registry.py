@@ -10,6 +10,7 @@ import difflib
 import importlib
 import importlib.util
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Mapping
 
 from facebench.errors import InputError
@@ -50,10 +51,23 @@ class DetectorEntry:
     requires: tuple[Requirement, ...] = ()
     licence: str = ""
     source: str = "built-in"
+    #: the class takes a `device` option (cpu / cuda[:N]); others run on the CPU or offer .to(device)
+    device_option: bool = False
 
     def missing(self) -> list[Requirement]:
         """Requirements that are not installed."""
         return [req for req in self.requires if not req.installed()]
+
+    def module_present(self) -> bool:
+        """Whether the class's module file exists (for in-tree `detectors.*` targets, checked without importing)."""
+        module = self.target.partition(":")[0]
+        parts = module.split(".")
+        if parts[0] != "detectors":
+            return True  # an entry point's module: only importing it would tell
+        folder = Path(__file__).resolve().parent
+        for part in parts[1:-1]:
+            folder = folder / part
+        return (folder / f"{parts[-1]}.py").is_file() or (folder / parts[-1] / "__init__.py").is_file()
 
 
 _OPENCV = Requirement("cv2", "opencv-python-headless==4.14.0.94")
@@ -64,15 +78,17 @@ _BUILTIN: dict[str, DetectorEntry] = {}
 
 
 def register(name: str, target: str, *, summary: str = "", options: Mapping[str, Any] | None = None,
-             requires: tuple[Requirement, ...] = (), licence: str = "", source: str = "built-in") -> None:
+             requires: tuple[Requirement, ...] = (), licence: str = "", source: str = "built-in",
+             device_option: bool = False) -> None:
     """Add a detector under `name` (a later registration of the same name replaces it)."""
     if ":" not in target:
         raise ValueError(f"detector target must be 'module:Class', got {target!r}")
-    _BUILTIN[name] = DetectorEntry(name, target, summary, dict(options or {}), tuple(requires), licence, source)
+    _BUILTIN[name] = DetectorEntry(name, target, summary, dict(options or {}), tuple(requires), licence, source,
+                                   device_option)
 
 
 register("yunet", "detectors.third_party.yunet:YuNetDetector",
-         summary="YuNet / libfacedetection (default)", licence="BSD-3-Clause",
+         summary="YuNet / libfacedetection", licence="BSD-3-Clause",
          requires=(Requirement("yuface", "yuface==2023.5.1", extra=None),))
 register("retinaface-mobilenet0.25", "detectors.third_party.retinaface:RetinaFaceMobileNetDetector",
          summary="RetinaFace, MobileNet-0.25 backbone (biubug6 weights), ONNX Runtime", licence="MIT",
@@ -89,11 +105,11 @@ register("haar", "detectors.third_party.haar:HaarCascadeDetector",
          requires=(_OPENCV,))
 _TORCH = (Requirement("torch", "torch", extra=None),)
 register("hambox", _HAMBOX, summary="HAMBox: ResNet-50 + LFPN, online anchor mining (OAM)",
-         options={"matcher": "oam"}, requires=_TORCH, licence="MIT (facebench)")
+         options={"matcher": "oam"}, requires=_TORCH, licence="MIT (facebench)", device_option=True)
 for _matcher, _text in (("sms", "standard one-step matching"), ("dms", "standard two-step matching"),
                         ("nams", "S3FD scale-compensation matching"), ("zcc", "ZCC shifted anchors + compensation")):
     register(f"hambox-{_matcher}", _HAMBOX, summary=f"HAMBox network, {_text}", options={"matcher": _matcher},
-             requires=_TORCH, licence="MIT (facebench)")
+             requires=_TORCH, licence="MIT (facebench)", device_option=True)
 
 
 def _entry_points() -> dict[str, DetectorEntry]:
@@ -158,6 +174,9 @@ def load_class(entry: DetectorEntry) -> type:
     missing = entry.missing()
     if missing:
         raise InputError(None, None, missing_package_message(entry, missing[0]))
+    if not entry.module_present():
+        raise InputError(None, None, f"detector '{entry.name}': its module '{entry.target.partition(':')[0]}' "
+                                     f"is not in this checkout")
     module_name, _, attr = entry.target.partition(":")
     try:
         module = importlib.import_module(module_name)
@@ -177,10 +196,21 @@ def load_class(entry: DetectorEntry) -> type:
         raise InputError(None, None, f"detector '{entry.name}': '{module_name}' has no '{attr}'") from None
 
 
-def create(name: str, **options: Any):
-    """Build a detector by name; user options override the entry's default options."""
+def create(name: str, device: str | None = None, **options: Any):
+    """Build a detector by name on `device` (default CPU); user options override the entry's defaults."""
+    import inspect
+
     entry = get_entry(name)
     cls = load_class(entry)
     merged = {**entry.options, **options}
+    takes_device = entry.device_option or hasattr(cls, "devices") or "device" in inspect.signature(cls).parameters
+    if takes_device:
+        return cls(**merged, device=device or "cpu")
     detector = cls(**merged)
+    if device not in (None, "cpu"):
+        mover = getattr(detector, "to", None)
+        if mover is None:
+            raise InputError(None, None, f"detector '{name}' runs on the CPU only (not '{device}')")
+        moved = mover(device)
+        detector = moved if moved is not None else detector
     return detector

@@ -54,19 +54,26 @@ class ImageRecord:
 
     def to_line(self) -> str:
         """The record as one JSON line (floats written exactly: a float32 widened to double round-trips)."""
-        data: dict[str, Any] = {"id": self.id, "status": self.status,
-                                "boxes": [[float(v) for v in row] for row in np.asarray(self.boxes).reshape(-1, 5)]}
+        data: dict[str, Any] = {"id": self.id, "status": self.status}
         if self.reason:
             data["reason"] = self.reason
         if self.ms:
             data["ms"] = {k: round(float(v), 4) for k, v in self.ms.items()}
-        return json.dumps(data, separators=(",", ":")) + "\n"
+        head = json.dumps(data, separators=(",", ":"))[:-1]
+        return f'{head},"boxes":{format_boxes(self.boxes)}}}\n'
 
     @staticmethod
-    def from_line(line: str) -> "ImageRecord":
+    def from_line(line: str) -> ImageRecord:
         data = json.loads(line)
         boxes = np.asarray(data.get("boxes", []), dtype=np.float64).reshape(-1, 5)
         return ImageRecord(str(data["id"]), boxes, data.get("status", "ok"), data.get("reason", ""), data.get("ms", {}))
+
+
+def format_boxes(boxes: np.ndarray) -> str:
+    """Rows as a JSON array of numbers in float32 precision (shortest text that reads back to the float32),
+    so cached detections are compact and identical however the run was split."""
+    rows = np.asarray(boxes, dtype=np.float32).reshape(-1, 5)
+    return "[" + ",".join("[" + ",".join(str(v) for v in row) + "]" for row in rows) + "]"
 
 
 class PredictionCache:
@@ -213,26 +220,10 @@ def detector_info(registry_name: str, detector: Any) -> dict[str, Any]:
 
 
 def build_detector(name: str, options: Mapping[str, Any], device: str):
-    """Create the detector and put it on `device` (constructor `device=` option, or a `.to(device)` method)."""
-    import inspect
-
+    """Create the detector by its registry name and put it on `device`."""
     from detectors import registry
 
-    entry = registry.get_entry(name)
-    cls = registry.load_class(entry)
-    merged = {**entry.options, **options}
-    params = inspect.signature(cls.__init__).parameters
-    takes_device = "device" in params or getattr(cls, "devices", None) is not None
-    if takes_device:
-        return cls(**merged, device=device)
-    detector = cls(**merged)
-    if device != "cpu":
-        mover = getattr(detector, "to", None)
-        if mover is None:
-            raise InputError(None, None, f"detector '{name}' runs on the CPU only (no '{device}')")
-        moved = mover(device)
-        detector = moved if moved is not None else detector
-    return detector
+    return registry.create(name, device=device, **options)
 
 
 # --------------------------------------------------------------------------------------------- inference

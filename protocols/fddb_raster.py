@@ -474,3 +474,193 @@ def runs_runs_intersections(a: Runs, ia: np.ndarray, b: Runs, ib: np.ndarray) ->
     kb = fb[entry] + local % nb[entry]
     overlap = np.minimum(a.x2[ka], b.x2[kb]) - np.maximum(a.x1[ka], b.x1[kb]) + 1
     return np.bincount(pair[entry], weights=np.maximum(overlap, 0), minlength=n).astype(np.int64)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Straightforward scalar version: one region at a time, OpenCV's loops written out literally. It is the
+# independent check of the vectorised closed forms above (tests) and the benchmark's reference.
+
+
+def _c_div(num: int, den: int) -> int:
+    q = abs(num) // abs(den)
+    return -q if (num < 0) != (den < 0) else q
+
+
+def _clip_line_scalar(w: int, h: int, x1: int, y1: int, x2: int, y2: int, exact_int: bool):
+    if w <= 0 or h <= 0:
+        return None
+    right, bottom = w - 1, h - 1
+
+    def code(x, y):
+        return (x < 0) + (x > right) * 2 + (y < 0) * 4 + (y > bottom) * 8
+
+    def step(da, sb, sa):
+        return _c_div(da * sb, sa) if exact_int else int(float(da) * sb / sa)
+
+    c1, c2 = code(x1, y1), code(x2, y2)
+    if (c1 & c2) == 0 and (c1 | c2) != 0:
+        if c1 & 12:
+            a = 0 if c1 < 8 else bottom
+            x1 += step(a - y1, x2 - x1, y2 - y1)
+            y1 = a
+            c1 = (x1 < 0) + (x1 > right) * 2
+        if c2 & 12:
+            a = 0 if c2 < 8 else bottom
+            x2 += step(a - y2, x2 - x1, y2 - y1)
+            y2 = a
+            c2 = (x2 < 0) + (x2 > right) * 2
+        if (c1 & c2) == 0 and (c1 | c2) != 0:
+            if c1:
+                a = 0 if c1 == 1 else right
+                y1 += step(a - x1, y2 - y1, x2 - x1)
+                x1 = a
+                c1 = 0
+            if c2:
+                a = 0 if c2 == 1 else right
+                y2 += step(a - x2, y2 - y1, x2 - x1)
+                x2 = a
+                c2 = 0
+    return (x1, y1, x2, y2) if (c1 | c2) == 0 else None
+
+
+def _line2_scalar(mask: np.ndarray, p1: tuple[int, int], p2: tuple[int, int], old: bool) -> None:
+    h, w = mask.shape
+    (x1, y1), (x2, y2) = p1, p2
+    off = 0
+    if old:
+        off = 2
+        x1, y1, x2, y2 = x1 - 2 * XY_ONE, y1 - 2 * XY_ONE, x2 - 2 * XY_ONE, y2 - 2 * XY_ONE
+        clipped = _clip_line_scalar(((w - 5) << XY_SHIFT) + 1, ((h - 5) << XY_SHIFT) + 1, x1, y1, x2, y2, True)
+    else:
+        clipped = _clip_line_scalar(w << XY_SHIFT, h << XY_SHIFT, x1, y1, x2, y2, False)
+    if clipped is None:
+        return
+    x1, y1, x2, y2 = clipped
+
+    def put(x, y):
+        x, y = x + off, y + off
+        if 0 <= x < w and 0 <= y < h:
+            mask[y, x] = True
+
+    dx, dy = x2 - x1, y2 - y1
+    if abs(dx) > abs(dy):
+        if dx < 0:
+            x1, y1, x2, y2 = x2, y2, x1, y1
+        y_step = _c_div((y2 - y1) << XY_SHIFT, abs(dx) | 1)
+        ecount = (x2 - x1) >> XY_SHIFT
+        put((x2 + HALF) >> XY_SHIFT, (y2 + HALF) >> XY_SHIFT)
+        col, yy = (x1 + HALF) >> XY_SHIFT, y1 + HALF
+        for _ in range(ecount + 1):
+            put(col, yy >> XY_SHIFT)
+            col += 1
+            yy += y_step
+    else:
+        if dy < 0:
+            x1, y1, x2, y2 = x2, y2, x1, y1
+        x_step = _c_div((x2 - x1) << XY_SHIFT, abs(dy) | 1)
+        ecount = (y2 - y1) >> XY_SHIFT
+        put((x2 + HALF) >> XY_SHIFT, (y2 + HALF) >> XY_SHIFT)
+        row, xx = (y1 + HALF) >> XY_SHIFT, x1 + HALF
+        for _ in range(ecount + 1):
+            put(xx >> XY_SHIFT, row)
+            row += 1
+            xx += x_step
+
+
+def _hline(mask: np.ndarray, y: int, xl: int, xr: int) -> None:
+    h, w = mask.shape
+    if 0 <= y < h and xr >= 0 and xl < w:
+        mask[y, max(xl, 0):min(xr, w - 1) + 1] = True
+
+
+def _fill_convex_scalar(mask: np.ndarray, v: list[tuple[int, int]], old: bool) -> None:
+    """FillConvexPoly with shift 16 and line type 8, edge loop of OpenCV <= 2.x (`old`) or >= 3.x."""
+    h, w = mask.shape
+    npts = len(v)
+    p0 = v[-1]
+    for p in v:
+        _line2_scalar(mask, p0, p, old)
+        p0 = p
+    imin = min(range(npts), key=lambda i: (v[i][1], i))
+    xs_all, ys_all = [p[0] for p in v], [p[1] for p in v]
+    xmin, xmax = (min(xs_all) + HALF) >> XY_SHIFT, (max(xs_all) + HALF) >> XY_SHIFT
+    ymin, ymax = (min(ys_all) + HALF) >> XY_SHIFT, (max(ys_all) + HALF) >> XY_SHIFT
+    if npts < 3 or xmax < 0 or ymax < 0 or xmin >= w or ymin >= h:
+        return
+    ymax = min(ymax, h - 1)
+    edges = npts
+    edge = [{"idx": imin, "di": 1, "ye": ymin, "x": -XY_ONE, "dx": 0},
+            {"idx": imin, "di": npts - 1, "ye": ymin, "x": -XY_ONE, "dx": 0}]
+    y = ymin
+    left, right = 0, 1
+    while True:
+        for e in edge:
+            if y < e["ye"]:
+                continue
+            if old:
+                idx, xs, ty = e["idx"], 0, 0
+                while True:
+                    ty = (v[idx][1] + HALF) >> XY_SHIFT
+                    if ty > y or edges == 0:
+                        break
+                    xs = v[idx][0]
+                    idx = (idx + e["di"]) % npts
+                    edges -= 1
+                if y >= ty:
+                    return
+                e.update(ye=ty, x=xs, idx=idx, dx=_c_div((v[idx][0] - xs) * 2 + (ty - y), 2 * (ty - y)))
+            else:
+                idx0 = e["idx"]
+                idx = (idx0 + e["di"]) % npts
+                while True:
+                    edges -= 1
+                    if edges < 0:
+                        break
+                    ty = (v[idx][1] + HALF) >> XY_SHIFT
+                    if ty > y:
+                        xs, xe = v[idx0][0], v[idx][0]
+                        e.update(ye=ty, x=xs, idx=idx, dx=_c_div((xe - xs) * 2 + (ty - y), 2 * (ty - y)))
+                        break
+                    idx0 = idx
+                    idx = (idx + e["di"]) % npts
+        if not old and edges < 0:
+            return
+        if old:
+            if edge[left]["x"] > edge[right]["x"]:
+                left, right = right, left
+            lo, hi = edge[left]["x"], edge[right]["x"]
+        else:
+            lo, hi = sorted((edge[0]["x"], edge[1]["x"]))
+        _hline(mask, y, (lo + HALF) >> XY_SHIFT, (hi + HALF) >> XY_SHIFT)
+        for e in edge:
+            e["x"] += e["dx"]
+        y += 1
+        if y > ymax:
+            return
+
+
+def ellipse_mask_reference(ra: float, rb: float, theta: float, cx: float, cy: float, width: int, height: int,
+                           convention: str) -> np.ndarray:
+    """One filled ellipse as a full-size boolean image, OpenCV's loops written out (slow, independent)."""
+    check_convention(convention)
+    p = ellipse_params(np.array([ra]), np.array([rb]), np.array([theta]), np.array([cx]), np.array([cy]),
+                       convention)
+    step = int(vertex_step(p.a, p.b)[0])
+    vx, vy = ellipse_vertices(p, step, convention)
+    v = list(zip(vx[0].tolist(), vy[0].tolist()))
+    if convention != "opencv21":  # EllipseEx (>= 3.x) drops consecutive repeats; one point becomes two
+        kept = [v[0]] + [q for prev, q in zip(v, v[1:]) if q != prev]
+        v = kept if len(kept) > 1 else [kept[0], kept[0]]
+    mask = np.zeros((height, width), dtype=bool)
+    _fill_convex_scalar(mask, v, old=convention == "opencv21")
+    return mask
+
+
+def rectangle_mask_reference(x: float, y: float, w: float, h: float, width: int, height: int) -> np.ndarray:
+    """One filled rectangle as a full-size boolean image (slow, independent)."""
+    mask = np.zeros((height, width), dtype=bool)
+    xa, ya = int(np.rint(np.float32(x))), int(np.rint(np.float32(y)))
+    xb, yb = int(np.rint(np.float32(x + w))), int(np.rint(np.float32(y + h)))
+    for row in range(min(ya, yb), max(ya, yb) + 1):
+        _hline(mask, row, min(xa, xb), max(xa, xb))
+    return mask

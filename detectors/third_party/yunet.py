@@ -2,12 +2,41 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Any
 
 import numpy as np
 
 from detectors.third_party._common import ThirdPartyDetector, package_file
 from facebench.results import sha256_files
+
+
+def _import_detect(threads: int | None):
+    """The compiled detect function (the pybind module, without yuface's >960 px warning).
+
+    The library runs on its own OpenMP runtime, which reads its settings once, when it is loaded: the
+    thread count comes from `threads` and the wait policy is made passive (spinning OpenMP threads slow
+    down badly when other processes share the cores) unless the user set them in the environment.
+    """
+    if "yuface.yuface" not in sys.modules:
+        saved = {key: os.environ.get(key) for key in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY")}
+        if threads:
+            os.environ["OMP_NUM_THREADS"] = str(threads)
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        try:
+            import yuface.yuface  # noqa: F401
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+    elif threads:
+        from facebench.errors import warn
+
+        warn("yunet: the library is already loaded in this process; its thread count cannot change now")
+    return sys.modules["yuface.yuface"].detect
 
 
 class YuNetDetector(ThirdPartyDetector):
@@ -23,9 +52,7 @@ class YuNetDetector(ThirdPartyDetector):
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
-        from yuface.yuface import detect as c_detect  # the pybind module, without yuface's >960 px warning
-
-        self._detect = c_detect
+        self._detect = _import_detect(self.threads)
         self._sha = sha256_files([package_file("yuface", "libfacedetection.so")])
 
     def weights_sha256(self) -> str:

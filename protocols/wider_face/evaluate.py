@@ -31,58 +31,67 @@ class SettingCurve:
 
 @dataclass(frozen=True, eq=False)
 class Matching:
-    """Setting-independent part of an evaluation: the face each prediction hits, and when it enters."""
+    """Setting-independent part of an evaluation: the face each prediction hits, and when it is counted."""
 
     choice: np.ndarray  # [n_boxes] global face index or -1
     counted: np.ndarray  # [n_boxes] first threshold index at which the prediction is counted
     image: np.ndarray  # [n_boxes] image index
     n_images: int
-    evaluated: np.ndarray  # [n_boxes] bool: image has GT (predictions of other images contribute nothing)
+    hits: np.ndarray  # indices of evaluated predictions that hit a face (overlap >= 0.5)
+    evaluated_counts: np.ndarray  # [1000] evaluated predictions counted per threshold
+    evaluated_image_counts: np.ndarray  # [n_images, 1000]
 
 
 def match(gt: WiderGroundTruth, predictions: WiderPredictions) -> Matching:
-    """Normalise scores, find each prediction's face and each image's per-threshold cut-off."""
+    """Normalise scores, find each prediction's face and the threshold from which it is counted."""
     semantics = predictions.semantics
     boxes = predictions.boxes
     offsets = predictions.offsets
     norm = curves.normalise_scores(boxes[:, 4], semantics)
-    if semantics == "official" and gt.integer_boxes:
-        mode = "first-int"
-    else:
-        mode = "first-float"
+    mode = "first-int" if semantics == "official" and gt.integer_boxes else "first-float"
     choice = match_predictions(boxes, offsets, gt.boxes, gt.face_offsets, mode)
     entry = curves.entry_threshold(norm)
     has_faces = np.diff(gt.face_offsets) > 0
     evaluated = np.repeat(has_faces, np.diff(offsets))
-    # An image without GT contributes nothing: drop its predictions from the cut-offs.
+    # An image without GT (or without predictions) contributes nothing to the curve.
     entry = np.where(evaluated, entry, curves.THRESH_NUM)
     counted = curves.counted_from(entry, offsets)
     image = np.repeat(np.arange(gt.n_images), np.diff(offsets))
-    return Matching(choice=choice, counted=counted, image=image, n_images=gt.n_images, evaluated=evaluated)
+    return Matching(choice=choice, counted=counted, image=image, n_images=gt.n_images,
+                    hits=np.flatnonzero((choice >= 0) & evaluated),
+                    evaluated_counts=curves.dataset_counts(counted, evaluated),
+                    evaluated_image_counts=curves.image_counts(counted, evaluated, image, gt.n_images))
 
 
 def score_setting(name: str, keep: np.ndarray, m: Matching, per_image: bool = False) -> SettingCurve:
     """PR curve and AP of one setting, given which faces count (all others are ignored)."""
-    hit = m.choice >= 0
-    counts = np.zeros(len(m.choice), dtype=bool)
-    counts[hit] = keep[m.choice[hit]]
-    ignored = hit & ~counts
-    proposal = m.evaluated & ~ignored
-    tp = np.zeros(len(m.choice), dtype=bool)
-    candidates = np.flatnonzero(counts & m.evaluated)
+    faces = m.choice[m.hits]
+    counts = keep[faces]
+    ignored = m.hits[~counts]
+    candidates = m.hits[counts]
     # A face is recalled by the first prediction (evaluation order) that hits it; later hits are FPs.
-    _, first = np.unique(m.choice[candidates], return_index=True)
-    tp[candidates[first]] = True
-    proposals = curves.dataset_counts(m.counted, proposal)
-    tps = curves.dataset_counts(m.counted, tp)
-    image_p = curves.image_counts(m.counted, proposal, m.image, m.n_images) if per_image else None
-    image_tp = curves.image_counts(m.counted, tp, m.image, m.n_images) if per_image else None
+    _, first = np.unique(faces[counts], return_index=True)
+    tp = candidates[first]
+    proposals = m.evaluated_counts - _counts(m, ignored)
+    tps = _counts(m, tp)
+    image_p = image_tp = None
+    if per_image:
+        image_p = m.evaluated_image_counts - _image_counts(m, ignored)
+        image_tp = _image_counts(m, tp)
     n_faces = int(keep.sum())
     precision, recall = curves.pr_curve(proposals, tps, n_faces)
     ap = curves.voc_ap(recall, precision) if n_faces > 0 else None
     return SettingCurve(name=name, n_faces=n_faces, ap=ap, precision=precision, recall=recall,
-                        proposals=proposals, true_positives=tps,
-                        image_proposals=image_p, image_true_positives=image_tp)
+                        proposals=proposals, true_positives=tps, image_proposals=image_p, image_true_positives=image_tp)
+
+
+def _counts(m: Matching, index: np.ndarray) -> np.ndarray:
+    return np.cumsum(np.bincount(m.counted[index], minlength=curves.THRESH_NUM + 1))[:curves.THRESH_NUM]
+
+
+def _image_counts(m: Matching, index: np.ndarray) -> np.ndarray:
+    every = np.ones(len(index), dtype=bool)
+    return curves.image_counts(m.counted[index], every, m.image[index], m.n_images)
 
 
 def breakdown_masks(gt: WiderGroundTruth, base: str = "hard") -> dict[str, np.ndarray]:

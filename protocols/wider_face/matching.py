@@ -87,6 +87,22 @@ def _candidate_window(pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return x1 - 3.0 * (w + 3.0) - 1.0, x1 + w + 1.0
 
 
+def _may_reach_half(gt: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """Cheap float bound: False only where the overlap is surely < 0.5 under both rules.
+
+    Rounding the prediction's corners widens the intersection by at most 1 px per axis and moves the rounded
+    union by at most 0.5, so with I = (iw + 1)(ih + 1) and S = gt_area + pred_area - 0.5 a hit needs 3 I >= S.
+    """
+    g = gt.astype(np.float64)
+    gx2, gy2 = g[:, 0] + g[:, 2], g[:, 1] + g[:, 3]
+    px2, py2 = pred[:, 0] + pred[:, 2], pred[:, 1] + pred[:, 3]
+    iw = np.minimum(gx2, px2) - np.maximum(g[:, 0], pred[:, 0]) + 2.0
+    ih = np.minimum(gy2, py2) - np.maximum(g[:, 1], pred[:, 1]) + 2.0
+    inter_hi = np.maximum(iw, 0.0) * np.maximum(ih, 0.0)
+    total = (g[:, 2] + 1) * (g[:, 3] + 1) + (pred[:, 2] + 1) * (pred[:, 3] + 1) - 0.5
+    return (iw > 0) & (ih > 0) & ((3.0 * inter_hi >= total * (1 - 1e-9)) | (total - inter_hi <= 0))
+
+
 def _window_pairs(pred_boxes, pred_image, gt_boxes, gt_image, regular):
     """Candidate (prediction, face) pairs by a sorted sweep over face x1, per image."""
     gx1 = np.clip(gt_boxes[:, 0].astype(np.float64), -KEY_CLIP, KEY_CLIP)
@@ -136,11 +152,8 @@ def match_predictions(pred_boxes: np.ndarray, pred_offsets: np.ndarray, gt_boxes
         extra_pred, extra_face = _all_pairs(np.flatnonzero(~regular), pred_image, face_offsets)
         pair_pred = np.concatenate((pair_pred, extra_pred))
         pair_face = np.concatenate((pair_face, extra_face))
-    # y prefilter (same bound as x); boxes failing it cannot reach overlap 0.5.
-    py1, ph = pred_boxes[pair_pred, 1], pred_boxes[pair_pred, 3]
-    gy1 = gt_boxes[pair_face, 1].astype(np.float64)
-    near = ((gy1 >= py1 - 3.0 * (ph + 3.0) - 1.0) & (gy1 <= py1 + ph + 1.0)) | ~regular[pair_pred]
-    pair_pred, pair_face = pair_pred[near], pair_face[near]
+    keep = _may_reach_half(gt_boxes[pair_face], pred_boxes[pair_pred]) | ~regular[pair_pred]
+    pair_pred, pair_face = pair_pred[keep], pair_face[keep]
     if pair_pred.size == 0:
         return choice
     overlap = overlap_fn(gt_boxes[pair_face], pred_boxes[pair_pred, :4])

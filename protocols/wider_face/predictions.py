@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -13,8 +14,6 @@ from facebench.errors import InputError, warn
 from protocols.wider_face.ground_truth import WiderGroundTruth
 
 SEMANTICS = ("official", "python-port")
-_WHITESPACE = np.zeros(256, dtype=bool)
-_WHITESPACE[[9, 10, 11, 12, 13, 32]] = True
 
 
 @dataclass(frozen=True, eq=False)
@@ -52,14 +51,17 @@ def _parse_numbers(text: bytes) -> np.ndarray | None:
             return None
 
 
-def _tokens_per_line(body: bytes, n_lines: int) -> np.ndarray:
-    """Number of whitespace-separated tokens on each of the `n_lines` lines of `body`."""
-    buf = np.frombuffer(body.replace(b",", b" "), dtype=np.uint8)
-    space = _WHITESPACE[buf]
-    starts = np.flatnonzero(~space & np.concatenate(([True], space[:-1])))
-    newlines = np.flatnonzero(buf == 10)
-    line_of_token = np.searchsorted(newlines, starts)
-    return np.bincount(line_of_token, minlength=n_lines)[:n_lines]
+def _parse_count(text: bytes) -> int | None:
+    """The count line as str2num reads it: an integer, also written as a float ('3.0'); else None."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return int(value) if np.isfinite(value) and value == np.floor(value) else None
 
 
 def _first_bad_line(body: bytes, first_line: int, need: int) -> tuple[int, str]:
@@ -128,13 +130,11 @@ def _official_file(index: int, path: Path, data: bytes, dropped: list[str]) -> _
     data = _split_lines(data)
     first = data.find(b"\n")
     second = data.find(b"\n", first + 1) if first >= 0 else -1
-    count_text = data[first + 1:second if second >= 0 else len(data)] if first >= 0 else b""
-    numbers = _parse_numbers(count_text)
-    if first < 0 or numbers is None or numbers.size != 1 or not np.isfinite(numbers[0]) \
-            or numbers[0] != np.floor(numbers[0]):
-        dropped.append(f"{path}:2: count line is not an integer")
+    count_text = data[first + 1:second if second >= 0 else len(data)].strip() if first >= 0 else b""
+    count = _parse_count(count_text)
+    if count is None:
+        dropped.append(f"{path}:2: count line is not an integer: {count_text[:40].decode('latin-1')!r}")
         return None
-    count = int(numbers[0])
     if count <= 0:
         return None
     body = data[second + 1:] if second >= 0 else b""
@@ -204,28 +204,33 @@ def read_predictions(pred_dir: str | os.PathLike, gt: WiderGroundTruth, semantic
                             missing=missing, dropped=tuple(dropped), notes=tuple(notes))
 
 
+def _load_rows(body: bytes, n_lines: int) -> np.ndarray | None:
+    """The first five numbers of each line (numpy's C reader), or None if any line is not >= 5 numbers."""
+    try:
+        rows = np.loadtxt(io.BytesIO(body.replace(b",", b" ")), dtype=np.float64, usecols=range(5), ndmin=2,
+                          comments=None)
+    except ValueError:
+        return None
+    # loadtxt skips blank lines; the official reader rejects them, so the row count must match.
+    return rows if rows.shape[0] == n_lines else None
+
+
 def _parse_boxes(parsed: list[_FileBoxes], dropped: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Parse every file's box lines in one vectorised pass; files with bad lines are dropped."""
+    """Parse every file's box lines in one pass; files with bad lines are dropped (official rule)."""
     if not parsed:
         return np.zeros((0, 5)), np.zeros(0, dtype=np.int64)
-    body = b"\n".join(item.body for item in parsed)
     n_lines = np.array([item.n_lines for item in parsed], dtype=np.int64)
-    values = _parse_numbers(body)
-    tokens = _tokens_per_line(body, int(n_lines.sum()))
-    if values is None or values.size != tokens.sum() or tokens.min(initial=5) < 5:
+    boxes = _load_rows(b"\n".join(item.body for item in parsed), int(n_lines.sum()))
+    if boxes is None:
         # Something is malformed: find the files, report them, and parse the rest.
         good: list[_FileBoxes] = []
         for item in parsed:
-            numbers = _parse_numbers(item.body)
-            counts = _tokens_per_line(item.body, item.n_lines)
-            if numbers is None or numbers.size != counts.sum() or counts.min(initial=5) < 5:
+            if _load_rows(item.body, item.n_lines) is None:
                 line, why = _first_bad_line(item.body, item.first_line, 5)
                 dropped.append(f"{item.path}:{line}: {why}")
             else:
                 good.append(item)
         return _parse_boxes(good, dropped) if good else (np.zeros((0, 5)), np.zeros(0, dtype=np.int64))
-    starts = np.concatenate(([0], np.cumsum(tokens)[:-1]))
-    boxes = values[starts[:, None] + np.arange(5)[None, :]]
     image_of_box = np.repeat(np.array([item.index for item in parsed], dtype=np.int64), n_lines)
     bad = ~np.isfinite(boxes).all(axis=1)
     if bad.any():

@@ -1,0 +1,164 @@
+"""The CI regression gate: compare a result with a stored baseline, metric by metric, within a tolerance.
+
+A metric fails when result < baseline - tolerance (all gated metrics are higher-is-better fractions). Results
+are only compared with baselines of the same benchmark, ground truth, protocol version and convention;
+anything else is an input error, not a pass or a fail. Exit codes (the CLI): 0 pass, 1 regression, 2 bad input.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from facebench.errors import InputError
+from facebench.store import FAMILY_METRICS, StoredResult, find_result_files, load_result
+
+DEFAULT_TOLERANCE = 0.002
+EXIT_PASS, EXIT_REGRESSION, EXIT_INPUT = 0, 1, 2
+_NAMES = ("benchmark", "ground truth (ground_truth_sha256)", "protocol (protocol.name)",
+          "protocol version (protocol.version)", "protocol convention (settings)")
+
+
+@dataclass(frozen=True)
+class MetricCheck:
+    """One metric's verdict."""
+
+    metric: str
+    baseline: float | None
+    result: float | None
+    tolerance: float
+
+    @property
+    def delta(self) -> float | None:
+        if self.baseline is None or self.result is None:
+            return None
+        return self.result - self.baseline
+
+    @property
+    def status(self) -> str:
+        """ok | FAIL | improved | missing (no value in the result) | no baseline (baseline has none)."""
+        if self.baseline is None:
+            return "no baseline"
+        if self.result is None:
+            return "missing"
+        if self.result < self.baseline - self.tolerance:
+            return "FAIL"
+        if self.result > self.baseline + self.tolerance:
+            return "improved"
+        return "ok"
+
+    @property
+    def failed(self) -> bool:
+        return self.status in ("FAIL", "missing")
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    """All metric verdicts of one result against one baseline."""
+
+    result_path: str
+    baseline_path: str
+    checks: tuple[MetricCheck, ...]
+    notes: tuple[str, ...] = ()
+
+    @property
+    def passed(self) -> bool:
+        return not any(c.failed for c in self.checks)
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_PASS if self.passed else EXIT_REGRESSION
+
+    def table(self) -> str:
+        """The readable verdict table (values as fractions, delta also in points x100)."""
+        def fmt(value: float | None) -> str:
+            return "-" if value is None else f"{value:.6f}"
+
+        header = ("metric", "baseline", "result", "delta", "allowed", "status")
+        rows = [header]
+        for c in self.checks:
+            delta = "-" if c.delta is None else f"{c.delta:+.6f} ({100 * c.delta:+.3f} pt)"
+            rows.append((c.metric, fmt(c.baseline), fmt(c.result), delta, f"-{c.tolerance:g}", c.status))
+        widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+        lines = [f"result:   {self.result_path}", f"baseline: {self.baseline_path}"]
+        lines += [f"note: {n}" for n in self.notes]
+        for i, row in enumerate(rows):
+            lines.append("  ".join(cell.ljust(widths[j]) if j == 0 or j == 5 else cell.rjust(widths[j])
+                                   for j, cell in enumerate(row)).rstrip())
+            if i == 0:
+                lines.append("  ".join("-" * w for w in widths))
+        failed = [c.metric for c in self.checks if c.failed]
+        lines.append(f"FAILED: {', '.join(failed)} below baseline - tolerance" if failed else
+                     f"PASSED: {len(self.checks)} metrics within tolerance")
+        return "\n".join(lines)
+
+
+def gated_metrics(baseline: StoredResult) -> list[str]:
+    """The metrics a baseline gates: its `check.metrics` list, else the benchmark's headline metrics."""
+    block = baseline.doc.get("check") or {}
+    if isinstance(block.get("metrics"), list) and block["metrics"]:
+        return [str(m) for m in block["metrics"]]
+    names = FAMILY_METRICS.get(baseline.family)
+    if names:
+        return list(names)
+    return [k for k, v in baseline.metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+
+
+def incompatibilities(result: StoredResult, baseline: StoredResult) -> list[str]:
+    """Why two results cannot be compared (empty when they can)."""
+    problems = []
+    for name, a, b in zip(_NAMES, result.comparable_key(), baseline.comparable_key()):
+        if a != b:
+            short = (lambda v: v[:12] if len(v) == 64 else repr(v))
+            problems.append(f"{name} differs: result {short(a)}, baseline {short(b)}")
+    return problems
+
+
+def _number(value) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def check_result(result: StoredResult, baseline: StoredResult, tolerance: float | None = None,
+                 metrics: Sequence[str] | None = None) -> CheckReport:
+    """Verdict per gated metric; InputError when result and baseline are not comparable."""
+    problems = incompatibilities(result, baseline)
+    if problems:
+        raise InputError(result.path, None, f"not comparable with baseline {baseline.path}: " + "; ".join(problems))
+    if tolerance is None:
+        stored = (baseline.doc.get("check") or {}).get("tolerance")
+        tolerance = float(stored) if _number(stored) is not None else DEFAULT_TOLERANCE
+    if tolerance < 0:
+        raise InputError(None, None, f"tolerance must be >= 0, got {tolerance}")
+    names = list(metrics) if metrics else gated_metrics(baseline)
+    unknown = [m for m in names if m not in baseline.metrics]
+    if unknown:
+        raise InputError(baseline.path, None, f"baseline has no metric {', '.join(repr(m) for m in unknown)} "
+                                              f"(it has {', '.join(sorted(baseline.metrics))})")
+    checks = tuple(MetricCheck(m, _number(baseline.metrics.get(m)), _number(result.metrics.get(m)), tolerance)
+                   for m in names)
+    notes = []
+    if result.detector_id != baseline.detector_id:
+        notes.append(f"detector differs: result {result.detector_name!r}, baseline {baseline.detector_name!r}")
+    return CheckReport(str(result.path), str(baseline.path), checks, tuple(notes))
+
+
+def find_baseline(result: StoredResult, baselines: str | os.PathLike) -> StoredResult:
+    """The baseline for a result: the file itself, or in a folder the one comparable result (same detector
+    preferred when several are comparable)."""
+    path = Path(baselines)
+    if path.is_file():
+        return load_result(path)
+    candidates = [load_result(p) for p in find_result_files(path)]
+    comparable = [c for c in candidates if not incompatibilities(result, c)]
+    if len(comparable) > 1:
+        same = [c for c in comparable if c.detector_id == result.detector_id]
+        comparable = same or comparable
+    if len(comparable) == 1:
+        return comparable[0]
+    if not comparable:
+        raise InputError(path, None, f"no baseline for {result.benchmark} with this ground truth, protocol version "
+                                     f"and convention ({len(candidates)} result files looked at)")
+    names = ", ".join(c.path.name for c in comparable)
+    raise InputError(path, None, f"several baselines match ({names}); pass one file with --baseline")

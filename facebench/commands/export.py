@@ -1,0 +1,75 @@
+"""`facebench export coco`: ground truth and predictions as COCO JSON, for pycocotools cross-checks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from facebench.errors import InputError
+
+
+@click.group("export")
+def export_group() -> None:
+    """Export ground truth and predictions to other tools' formats."""
+
+
+@click.command("coco")
+@click.argument("benchmark", type=click.Choice(["widerface", "afw", "pascal"]))
+@click.option("--predictions", type=click.Path(path_type=Path),
+              help="WIDER: prediction folder (<event>/<image>.txt); AFW/PASCAL: detection file.")
+@click.option("--gt-dir", type=click.Path(file_okay=False), help="WIDER: folder of the four official .mat files.")
+@click.option("--data-root", type=click.Path(file_okay=False), help="WIDER: root holding widerface/ground_truth/.")
+@click.option("--annotations", type=click.Path(), help="AFW/PASCAL: annotation .mat or its folder.")
+@click.option("--setting", type=click.Choice(["easy", "medium", "hard", "all"]), default="hard", show_default=True,
+              help="WIDER: faces outside this setting are exported as crowd (ignored) regions.")
+@click.option("--semantics", type=click.Choice(["official", "python-port"]), default="official", show_default=True,
+              help="WIDER: how prediction files are read (official: count line authoritative, sorted).")
+@click.option("--images", "images_root", type=click.Path(file_okay=False),
+              help="Image folder, to record width/height (read from the image headers).")
+@click.option("--out-gt", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Where to write the COCO ground truth JSON.")
+@click.option("--out-predictions", type=click.Path(dir_okay=False, path_type=Path),
+              help="Where to write the COCO detection results JSON (needs --predictions).")
+@click.option("--evaluate", "run_eval", is_flag=True, help="Also run pycocotools COCOeval and print AP@0.5.")
+@click.option("--max-dets", type=int, default=1000, show_default=True, help="COCOeval detections per image.")
+def coco_command(benchmark: str, predictions: Path | None, gt_dir: str | None, data_root: str | None,
+                 annotations: str | None, setting: str, semantics: str, images_root: str | None, out_gt: Path,
+                 out_predictions: Path | None, run_eval: bool, max_dets: int) -> None:
+    """Write BENCHMARK's ground truth (and predictions) in COCO format."""
+    from facebench import coco_export
+
+    if (out_predictions or run_eval) and predictions is None:
+        raise InputError(None, None, "--out-predictions and --evaluate need --predictions")
+    detections = None
+    if benchmark == "widerface":
+        from facebench.commands.eval_widerface import resolve_gt_dir
+        from protocols import wider_face
+
+        gt = wider_face.load_ground_truth(resolve_gt_dir(gt_dir, data_root, "2017"))
+        dataset = coco_export.wider_ground_truth(gt, setting, images_root)
+        if predictions is not None:
+            detections = coco_export.wider_detections(wider_face.read_predictions(predictions, gt, semantics))
+    else:
+        from facebench.commands.eval_face_eval import resolve_annotations
+        from protocols.face_eval import load_ground_truth, read_detections
+
+        gt = load_ground_truth(benchmark, resolve_annotations(benchmark, annotations, False))
+        dataset = coco_export.face_eval_ground_truth(gt, images_root)
+        if predictions is not None:
+            detections = coco_export.face_eval_detections(read_detections(predictions), gt)
+    coco_export.write_json(dataset, out_gt)
+    crowd = sum(a["iscrowd"] for a in dataset["annotations"])
+    click.echo(f"wrote {out_gt}: {len(dataset['images'])} images, {len(dataset['annotations'])} faces "
+               f"({crowd} as iscrowd=1, ignored)")
+    if out_predictions is not None and detections is not None:
+        coco_export.write_json(detections, out_predictions)
+        click.echo(f"wrote {out_predictions}: {len(detections)} detections")
+    if run_eval and detections is not None:
+        stats = coco_export.coco_evaluate(dataset, detections, max_dets=max_dets)
+        click.echo(f"pycocotools COCOeval (bbox, maxDets {max_dets}): AP@0.5 {stats['ap50']:.4f}, "
+                   f"AP@[.5:.95] {stats['ap']:.4f}, recall@0.5 {stats['recall50']:.4f} "
+                   "(COCO rules: a cross-check, not the benchmark's number)")
+
+
+export_group.add_command(coco_command)

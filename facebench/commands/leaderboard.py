@@ -1,0 +1,59 @@
+"""`facebench leaderboard`: the results store as Markdown, CSV or a static HTML page with PR/ROC figures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from facebench.errors import InputError, warn
+
+BENCHMARKS = ("widerface-val", "fddb", "afw", "pascal")
+
+
+@click.command("leaderboard")
+@click.option("--results", "results_dir", type=click.Path(path_type=Path), default=Path("results"),
+              show_default=True, help="Folder of result JSONs (searched recursively).")
+@click.option("--format", "fmt", type=click.Choice(["md", "html", "csv"]), default="md", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write here (default: stdout).")
+@click.option("--published", "published_root", type=click.Path(file_okay=False, path_type=Path),
+              help="Data root holding published curves/baselines (the ../shared/data layout): adds "
+                   "'published, not run' reference rows.")
+@click.option("--benchmark", "benchmarks", multiple=True,
+              help="Only these benchmarks (e.g. widerface-val, fddb, afw, pascal); repeatable.")
+@click.option("--sort", "sort", default=None, help="Sort by this metric key (default: hard, "
+              "disc_tpr_at_1000fp or ap).")
+@click.option("--figures", type=click.Choice(["embed", "files", "none"]), default="embed", show_default=True,
+              help="HTML: figures embedded in the page, or PNG files in <out>_figures/ beside it "
+                   "(also links them from Markdown).")
+@click.option("--figure-top", type=int, default=10, show_default=True,
+              help="Published curves drawn per figure (the best ones); every run is drawn.")
+@click.option("--skip-invalid", is_flag=True, help="Warn about invalid result files instead of stopping.")
+def leaderboard_command(results_dir: Path, fmt: str, out: Path | None, published_root: Path | None,
+                        benchmarks: tuple[str, ...], sort: str | None, figures: str, figure_top: int,
+                        skip_invalid: bool) -> None:
+    """One row per detector per benchmark, sorted, with published reference rows."""
+    from facebench.leaderboard import build_leaderboard, write_leaderboard
+    from facebench.store import scan
+
+    if not results_dir.exists():
+        raise InputError(results_dir, None, "results folder not found (pass --results DIR)")
+    results = scan(results_dir, skip_invalid=skip_invalid)
+    references = []
+    if published_root is not None:
+        from facebench.published import load_references
+
+        references = load_references(published_root, benchmarks or None)
+        if not references:
+            warn(f"no published curves or baselines found under {published_root}")
+    if not results and not references:
+        raise InputError(results_dir, None, "no result JSONs found (and no --published references)")
+    board = build_leaderboard(results, references, sort=sort, benchmarks=benchmarks or None)
+    for message in board.warnings:
+        warn(message)
+    text = write_leaderboard(board, fmt, out, figures=figures, top_published=figure_top)
+    if out is None:
+        click.echo(text, nl=False)
+    else:
+        n_rows = sum(len(s.rows) for s in board.sections)
+        click.echo(f"wrote {out} ({n_rows} rows in {len(board.sections)} benchmarks)", err=True)

@@ -1,0 +1,364 @@
+"""The leaderboard: one row per detector per benchmark, from the results store plus published reference rows.
+
+Sections per benchmark (WIDER easy/medium/hard AP, FDDB discrete/continuous TPR at 1000 FP, AFW AP, PASCAL AP),
+each sorted by its headline metric, with ms/image for runs that were timed. Rows are `run` (made by
+`facebench run`), `evaluated` (third-party prediction files scored by facebench) or `published` (published
+curves or baseline files: "published, not run"). Rendered as Markdown, CSV or a static HTML page that shows the
+tables and the PR/ROC overlay figures (embedded as data URIs, or as PNG files beside the page).
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import datetime as _dt
+import html
+import io
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from facebench.errors import InputError
+from facebench.store import StoredResult, differing_fields, group, split_entries
+
+FAMILY_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
+    "wider": (("easy", "Easy"), ("medium", "Medium"), ("hard", "Hard")),
+    "fddb": (("disc_tpr_at_1000fp", "Disc TPR@1000FP"), ("cont_tpr_at_1000fp", "Cont TPR@1000FP")),
+    "face-eval": (("ap", "AP"),),
+}
+DEFAULT_SORT = {"wider": "hard", "fddb": "disc_tpr_at_1000fp", "face-eval": "ap"}
+BENCHMARK_ORDER = ("widerface-val", "fddb", "afw", "pascal")
+BENCHMARK_TITLES = {"widerface-val": "WIDER FACE val", "fddb": "FDDB", "afw": "AFW", "pascal": "PASCAL Face"}
+SECTION_NOTES = {
+    "wider": "AP (%) on the official easy / medium / hard settings (VOCap on the 1000-threshold PR curve).",
+    "fddb": "True positive rate (%) at 1000 false positives (max over ROC points with FP <= 1000), all 10 folds.",
+    "face-eval": "AP (%) with the face-eval protocol (Mathias et al. 2014 annotations, 5-iteration box correction).",
+}
+KIND_LABELS = {"run": "run", "evaluated": "evaluated (prediction files)", "published": "published, not run"}
+CSV_METRICS = ("easy", "medium", "hard", "disc_tpr_at_1000fp", "cont_tpr_at_1000fp", "ap")
+
+
+@dataclass(frozen=True, eq=False)
+class Row:
+    """One leaderboard line: a detector (or published method) on one benchmark."""
+
+    benchmark: str
+    family: str
+    name: str
+    kind: str  # run | evaluated | published
+    values: dict[str, float | None]
+    ms_per_image: float | None = None
+    protocol: str = ""
+    convention: str = ""
+    ground_truth_sha256: str | None = None
+    runs: int = 1
+    created: str | None = None
+    source: str = ""
+    note: str = ""
+    origin: Any = field(default=None, repr=False)  # StoredResult or PublishedReference (for figures)
+
+    def value(self, key: str) -> float | None:
+        v = self.values.get(key)
+        return v if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
+@dataclass(frozen=True, eq=False)
+class Section:
+    """One benchmark's table: sorted rows and the columns to show."""
+
+    benchmark: str
+    family: str
+    columns: tuple[tuple[str, str], ...]
+    sort_key: str
+    rows: tuple[Row, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class Leaderboard:
+    """All sections plus the warnings raised while building them (e.g. runs kept apart)."""
+
+    sections: tuple[Section, ...]
+    warnings: tuple[str, ...] = ()
+
+
+def _other_columns(rows: Sequence[Row]) -> tuple[tuple[str, str], ...]:
+    keys: list[str] = []
+    for row in rows:
+        for key, value in row.values.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and key not in keys:
+                keys.append(key)
+    return tuple((k, k) for k in keys[:4])
+
+
+def rows_from_results(results: Iterable[StoredResult]) -> tuple[list[Row], list[str]]:
+    """One row per (detector, benchmark, ground truth, protocol) group: its latest run; and warnings."""
+    groups = group(results)
+    warnings = []
+    entries = split_entries(groups)
+    names: dict[tuple[str, str], set[str]] = {}
+    for key in groups:
+        names.setdefault((groups[key][-1].detector_name, key.benchmark), set()).add(key.detector)
+    rows = []
+    for key, runs in groups.items():
+        latest = runs[-1]
+        siblings = entries[(key.detector, key.benchmark)]
+        note = ""
+        if len(siblings) > 1:
+            fields = differing_fields(siblings)
+            note = "kept apart: " + ", ".join(fields)
+        name = latest.detector_name
+        if len(names[(name, key.benchmark)]) > 1:  # one name, several configurations / weights
+            det = latest.doc.get("detector", {})
+            tag = (det.get("config_hash") or det.get("weights_sha256") or "")[:8]
+            name = f"{name} [{tag}]" if tag else name
+        settings = latest.doc.get("settings", {})
+        convention = settings.get("semantics") or settings.get("annotation_style") or key.convention
+        rows.append(Row(
+            benchmark=key.benchmark, family=latest.family, name=name, kind=latest.kind,
+            values=dict(latest.metrics), ms_per_image=latest.ms_per_image,
+            protocol=f"{key.protocol} v{key.protocol_version}", convention=str(convention),
+            ground_truth_sha256=key.ground_truth_sha256, runs=len(runs), created=latest.created,
+            source=str(latest.path), note=note, origin=latest))
+    for (detector, benchmark), keys in entries.items():
+        if len(keys) > 1:
+            warnings.append(f"{detector} on {benchmark}: results on {len(keys)} different "
+                            f"{' / '.join(differing_fields(keys))}; not merged, listed as separate rows")
+    return rows, warnings
+
+
+def rows_from_references(references: Iterable[Any]) -> list[Row]:
+    """Rows of published references (facebench.published.PublishedReference)."""
+    rows = []
+    for ref in references:
+        rows.append(Row(benchmark=ref.benchmark, family=ref.family, name=ref.method, kind="published",
+                        values=dict(ref.metrics), protocol="published", convention="",
+                        ground_truth_sha256=ref.extra.get("ground_truth_sha256"), runs=0, source=ref.source,
+                        note=ref.note, origin=ref))
+    return rows
+
+
+def _sort_rows(rows: Iterable[Row], key: str) -> tuple[Row, ...]:
+    def order(row: Row):
+        value = row.value(key)
+        return (value is None, -(value or 0.0), row.kind == "published", row.name.lower())
+
+    return tuple(sorted(rows, key=order))
+
+
+def build_leaderboard(results: Iterable[StoredResult], references: Iterable[Any] = (),
+                      sort: str | None = None, benchmarks: Sequence[str] | None = None) -> Leaderboard:
+    """Sections per benchmark (known ones first), rows sorted by the headline metric (or `sort`)."""
+    rows, warnings = rows_from_results(results)
+    rows += rows_from_references(references)
+    if benchmarks:
+        rows = [r for r in rows if r.benchmark in benchmarks]
+    by_benchmark: dict[str, list[Row]] = {}
+    for row in rows:
+        by_benchmark.setdefault(row.benchmark, []).append(row)
+    ordered = [b for b in BENCHMARK_ORDER if b in by_benchmark] + sorted(b for b in by_benchmark
+                                                                         if b not in BENCHMARK_ORDER)
+    sections = []
+    for benchmark in ordered:
+        items = by_benchmark[benchmark]
+        family = items[0].family
+        columns = FAMILY_COLUMNS.get(family) or _other_columns(items)
+        keys = [c[0] for c in columns]
+        sort_key = sort if sort in keys else DEFAULT_SORT.get(family, keys[0] if keys else "")
+        sections.append(Section(benchmark, family, columns, sort_key, _sort_rows(items, sort_key)))
+    return Leaderboard(tuple(sections), tuple(warnings))
+
+
+# ------------------------------------------------------------------------------------------------ rendering
+
+def _percent(value: float | None) -> str:
+    return "" if value is None else f"{100 * value:.2f}"
+
+
+def _ms(value: float | None) -> str:
+    return "" if value is None else (f"{value:.1f}" if value >= 10 else f"{value:.2f}")
+
+
+def _gt(row: Row) -> str:
+    return row.ground_truth_sha256[:8] if row.ground_truth_sha256 else ""
+
+
+def _title(section: Section) -> str:
+    return BENCHMARK_TITLES.get(section.benchmark, section.benchmark)
+
+
+def _table_cells(section: Section, rank: int, row: Row) -> list[str]:
+    cells = [str(rank), row.name, KIND_LABELS.get(row.kind, row.kind)]
+    cells += [_percent(row.value(key)) for key, _ in section.columns]
+    cells += [_ms(row.ms_per_image), f"{row.protocol} {row.convention}".strip(), _gt(row)]
+    return cells
+
+
+def _headers(section: Section) -> list[str]:
+    return ["#", "Method", "Type"] + [label for _, label in section.columns] + ["ms/image", "Protocol",
+                                                                                 "Ground truth"]
+
+
+def _sort_label(section: Section) -> str:
+    return dict(section.columns).get(section.sort_key, section.sort_key)
+
+
+def render_markdown(board: Leaderboard, figures: dict[str, str] | None = None) -> str:
+    """Markdown tables, one section per benchmark (figure links when given: benchmark -> relative path)."""
+    out = ["# facebench leaderboard", ""]
+    for section in board.sections:
+        out += [f"## {_title(section)} (`{section.benchmark}`)", ""]
+        note = SECTION_NOTES.get(section.family, "")
+        out += [f"{note} Sorted by {_sort_label(section)}.".strip(), ""]
+        headers = _headers(section)
+        out.append("| " + " | ".join(headers) + " |")
+        out.append("|" + "|".join("---:" if h in ("#", "ms/image") or h in dict(section.columns).values()
+                                  else "---" for h in headers) + "|")
+        for rank, row in enumerate(section.rows, start=1):
+            cells = [c.replace("|", "\\|") for c in _table_cells(section, rank, row)]
+            out.append("| " + " | ".join(cells) + " |")
+        notes = [f"- {row.name}: {row.note}" for row in section.rows if row.note and row.kind != "published"]
+        if notes:
+            out += [""] + notes
+        if figures and section.benchmark in figures:
+            out += ["", f"![{_title(section)}]({figures[section.benchmark]})"]
+        out.append("")
+    if board.warnings:
+        out += ["## Warnings", ""] + [f"- {w}" for w in board.warnings] + [""]
+    return "\n".join(out)
+
+
+def render_csv(board: Leaderboard) -> str:
+    """One long table: every row of every section, metrics as fractions."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["benchmark", "rank", "method", "type", *CSV_METRICS, "ms_per_image", "protocol",
+                     "convention", "ground_truth_sha256", "runs", "created", "source", "note"])
+    for section in board.sections:
+        for rank, row in enumerate(section.rows, start=1):
+            metric_cells = ["" if row.value(k) is None else repr(row.value(k)) for k in CSV_METRICS]
+            writer.writerow([section.benchmark, rank, row.name, row.kind, *metric_cells,
+                             "" if row.ms_per_image is None else repr(row.ms_per_image), row.protocol,
+                             row.convention, row.ground_truth_sha256 or "", row.runs, row.created or "",
+                             row.source, row.note])
+    return buffer.getvalue()
+
+
+def figure_curves(section: Section, top_published: int = 10) -> list:
+    """Overlay curves of a section: every run/evaluated row, plus the best `top_published` published rows."""
+    from facebench.overlay_plot import curves_from_document, curves_from_reference, unique_labels
+
+    measured = [r for r in section.rows if r.kind != "published"]
+    published = [r for r in section.rows if r.kind == "published"]
+    published = [r for r in published if r.value(section.sort_key) is not None][:max(0, top_published)] + \
+        [r for r in published if r.value(section.sort_key) is None and r.origin is not None and
+         getattr(r.origin, "point", False)][:3]
+    labels = unique_labels([r.name for r in measured], [r.convention for r in measured])
+    curves = []
+    for row, label in zip(measured, labels):
+        curves += curves_from_document(row.origin.doc, label, source=row.source)
+    for row in published:
+        curves += curves_from_reference(row.origin)
+    return curves
+
+
+def render_figures(board: Leaderboard, top_published: int = 10) -> dict[str, bytes]:
+    """benchmark -> PNG bytes of its overlay figure (sections without drawable curves are left out)."""
+    from facebench.overlay_plot import figure_png
+
+    figures = {}
+    for section in board.sections:
+        if section.family not in ("wider", "fddb", "face-eval"):
+            continue
+        try:
+            curves = figure_curves(section, top_published)
+        except InputError:
+            continue  # a result without curves: its row stays in the table
+        if curves:
+            figures[section.benchmark] = figure_png(curves, section.benchmark, section.family)
+    return figures
+
+
+_CSS = """
+body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
+table.leaderboard { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 14px; }
+table.leaderboard th, table.leaderboard td { border: 1px solid #ccc; padding: 3px 8px; }
+table.leaderboard th { background: #f0f0f0; }
+table.leaderboard td.num { text-align: right; font-variant-numeric: tabular-nums; }
+tr.published td { color: #666; font-style: italic; }
+tr.run td, tr.evaluated td { font-weight: 600; }
+figure img { max-width: 100%; border: 1px solid #ddd; }
+p.note { color: #555; }
+"""
+
+
+def render_html(board: Leaderboard, figures: dict[str, str] | None = None, title: str = "facebench leaderboard",
+                generated: str | None = None) -> str:
+    """A static page (no server, no script): tables and figures (benchmark -> image src: a data URI or path)."""
+    generated = generated or _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    out = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
+           f"<title>{html.escape(title)}</title>", f"<style>{_CSS}</style>", "</head>", "<body>",
+           f"<h1>{html.escape(title)}</h1>",
+           f'<p class="note">Generated {html.escape(generated)}. Rows: <b>run</b> = made by facebench run; '
+           "<b>evaluated</b> = third-party prediction files scored by facebench; <i>published, not run</i> = "
+           "published curves or baseline files, scored from the published material.</p>"]
+    for section in board.sections:
+        sid = html.escape(section.benchmark)
+        out.append(f'<section id="{sid}">')
+        out.append(f"<h2>{html.escape(_title(section))} <code>{sid}</code></h2>")
+        note = SECTION_NOTES.get(section.family, "")
+        out.append(f'<p class="note">{html.escape(note)} Sorted by {html.escape(_sort_label(section))}.</p>')
+        out.append(f'<table class="leaderboard" data-benchmark="{sid}">')
+        out.append("<thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in _headers(section)) +
+                   "</tr></thead>")
+        out.append("<tbody>")
+        numeric = {0, *range(3, 3 + len(section.columns) + 1)}
+        for rank, row in enumerate(section.rows, start=1):
+            cells = _table_cells(section, rank, row)
+            tds = "".join(f'<td class="num">{html.escape(c)}</td>' if i in numeric else f"<td>{html.escape(c)}</td>"
+                          for i, c in enumerate(cells))
+            tip = html.escape(row.note or row.source, quote=True)
+            out.append(f'<tr class="{row.kind}" data-kind="{row.kind}" title="{tip}">{tds}</tr>')
+        out.append("</tbody></table>")
+        if figures and section.benchmark in figures:
+            alt = f"{_title(section)} {'ROC' if section.family == 'fddb' else 'PR'} curves"
+            out.append(f'<figure><img class="curves" src="{html.escape(figures[section.benchmark], quote=True)}" '
+                       f'alt="{html.escape(alt, quote=True)}"><figcaption>{html.escape(alt)}</figcaption></figure>')
+        out.append("</section>")
+    if board.warnings:
+        out.append("<h2>Warnings</h2><ul>" + "".join(f"<li>{html.escape(w)}</li>" for w in board.warnings) + "</ul>")
+    out += ["</body>", "</html>", ""]
+    return "\n".join(out)
+
+
+def data_uri(png: bytes) -> str:
+    """An embeddable data: URI for PNG bytes."""
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def write_leaderboard(board: Leaderboard, fmt: str, out: str | os.PathLike | None, *, figures: str = "embed",
+                      top_published: int = 10) -> str:
+    """Render in md | html | csv; write to `out` (figures embedded, or as PNGs in <out stem>_figures/)."""
+    if fmt == "csv":
+        text = render_csv(board)
+    else:
+        sources: dict[str, str] | None = None
+        if figures != "none" and (fmt == "html" or out is not None and figures == "files"):
+            pngs = render_figures(board, top_published)
+            if figures == "files" or fmt == "md":
+                if out is None:
+                    raise InputError(None, None, "--figures files needs --out (the figures go beside it)")
+                folder = Path(out).with_name(Path(out).stem + "_figures")
+                folder.mkdir(parents=True, exist_ok=True)
+                sources = {}
+                for benchmark, png in pngs.items():
+                    (folder / f"{benchmark}.png").write_bytes(png)
+                    sources[benchmark] = f"{folder.name}/{benchmark}.png"
+            else:
+                sources = {b: data_uri(png) for b, png in pngs.items()}
+        text = render_html(board, sources) if fmt == "html" else render_markdown(board, sources)
+    if out is not None:
+        path = Path(out)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return text

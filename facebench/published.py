@@ -1,0 +1,282 @@
+"""Published reference results (not run by facebench): WIDER's official PR curves, FDDB's ROC files, face-eval baselines.
+
+Each becomes a `PublishedReference` with the same metric keys and curve layout as a result JSON of its
+benchmark, so the leaderboard and the overlay plots treat both alike. Metrics are computed here from the
+published artifacts: WIDER AP with VOCap from the `pr_cruve` file (as wider_plot does), FDDB TPR at 1000 false
+positives from the DiscROC/ContROC files, AFW/PASCAL AP by scoring the toolbox's baseline detection files with
+facebench's face-eval protocol. Modules of absent protocols are skipped, never an error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import io
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from facebench.errors import InputError
+
+WIDER_CURVES = Path("widerface/results/official_pr_curves/Val/setting_int")
+# face-eval first: its legend names ("Jain et al.") are the readable ones; the FDDB page copy adds ContROC files.
+FDDB_ROC_DIRS = (Path("fddb/results/face-eval_discroc"), Path("fddb/results/official_roc_curves"))
+FACE_EVAL_DIRS = {"afw": Path("afw/results"), "pascal": Path("pascal/results")}
+FACE_EVAL_SUFFIXES = (".txt", ".mat", ".ramananmat", ".shenmat", ".csv")
+FP_LIMIT = 1000
+_ROC_NAME = re.compile(r"^(?P<method>.*?)[-_ ]?(?P<kind>disc|cont)(?:roc)?(?P<suffix>[-_ ][^.]*)?\.txt$", re.I)
+# Names the face-eval copy gives to files whose method is known from its source (see shared/data/SOURCES.md).
+FDDB_LABELS = {"Ours": "SmallHardFace", "SFD": "S3FD", "dr40": "dr40"}
+
+
+@dataclass(frozen=True, eq=False)
+class PublishedReference:
+    """One published method on one benchmark: metrics and curves in the result-JSON layout."""
+
+    method: str
+    benchmark: str
+    family: str
+    metrics: dict[str, float | None]
+    curves: dict[str, dict[str, np.ndarray]]
+    source: str
+    point: bool = False  # a single operating point (no scores), drawn as a marker
+    note: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def default_data_root() -> Path | None:
+    """$FACEBENCH_SHARED_DATA, else ../shared/data beside the checkout; None when neither exists."""
+    env = os.environ.get("FACEBENCH_SHARED_DATA")
+    candidates = [Path(env)] if env else []
+    candidates.append(Path(__file__).resolve().parents[2] / "shared" / "data")
+    for candidate in candidates:
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+def _module_available(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+# ---------------------------------------------------------------------------------------------- WIDER FACE
+
+def wider_references(curves_root: str | os.PathLike) -> list[PublishedReference]:
+    """One reference per method folder of the official curves (easy/medium/hard AP by VOCap)."""
+    from protocols.wider_face.published import list_published_methods, load_published_method
+
+    refs = []
+    for folder in list_published_methods(curves_root):
+        curves = load_published_method(folder)
+        legend = next(iter(curves.values())).legend
+        refs.append(PublishedReference(
+            method=folder.name, benchmark="widerface-val", family="wider",
+            metrics={s: (curves[s].ap if s in curves else None) for s in ("easy", "medium", "hard")},
+            curves={s: {"precision": c.precision, "recall": c.recall} for s, c in curves.items()},
+            source=str(folder), note=f"WIDER FACE official PR curves (legend {legend!r})"))
+    return refs
+
+
+# ---------------------------------------------------------------------------------------------------- FDDB
+
+def read_roc_file(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """A DiscROC/ContROC text file: (tpr, fp, threshold or None); first two columns TPR and FP."""
+    path = Path(path)
+    try:
+        text = path.read_bytes().decode("latin-1")
+    except OSError as exc:
+        raise InputError(path, None, f"cannot read: {exc.strerror}") from None
+    if not text.strip():
+        raise InputError(path, None, "empty ROC file")
+    try:
+        table = np.loadtxt(io.StringIO(text), dtype=np.float64, ndmin=2)
+    except ValueError:  # ragged or broken: parse line by line so the error names the line
+        table = _read_roc_slowly(path, text)
+    if table.shape[1] < 2:
+        raise InputError(path, 1, "a ROC line needs at least two numbers: TPR FP")
+    threshold = table[:, 2] if table.shape[1] > 2 else None
+    return table[:, 0], table[:, 1], threshold
+
+
+def _read_roc_slowly(path: Path, text: str) -> np.ndarray:
+    """Line-by-line parse of a ragged or broken ROC file: the error names the bad line."""
+    rows, widths = [], set()
+    for number, line in enumerate(text.splitlines(), start=1):
+        tokens = line.split()
+        if not tokens:
+            continue
+        try:
+            values = [float(t) for t in tokens]
+        except ValueError:
+            raise InputError(path, number, f"not a ROC line (expected 'TPR FP [threshold]'): "
+                                           f"{line.strip()[:60]!r}") from None
+        if len(values) < 2:
+            raise InputError(path, number, "a ROC line needs at least two numbers: TPR FP")
+        rows.append(values[:3])
+        widths.add(min(len(values), 3))
+    if len(widths) > 1:  # ragged: keep the two columns every line has
+        rows = [r[:2] for r in rows]
+    return np.asarray(rows, dtype=np.float64)
+
+
+def tpr_at_fp(tpr: np.ndarray, fp: np.ndarray, limit: float = FP_LIMIT, strict: bool = False) -> float | None:
+    """Max TPR over ROC points with FP <= limit (strict=True: FP < limit, face-eval's legend rule)."""
+    tpr = np.asarray(tpr, dtype=np.float64)
+    fp = np.asarray(fp, dtype=np.float64)
+    keep = (fp < limit) if strict else (fp <= limit)
+    keep &= np.isfinite(tpr)
+    return float(tpr[keep].max()) if keep.any() else None
+
+
+def roc_file_pairs(folder: str | os.PathLike) -> dict[str, dict[str, Path]]:
+    """method -> {"disc": path, "cont": path} for the ROC files of a folder (either may be absent)."""
+    pairs: dict[str, dict[str, Path]] = {}
+    for path in sorted(Path(folder).glob("*.txt")):
+        match = _ROC_NAME.match(path.name)
+        if not match or match["method"].lower().startswith("temp"):
+            continue
+        method = match["method"].strip(" _-") or path.stem
+        method = FDDB_LABELS.get(method, method)
+        if match["suffix"]:
+            method = f"{method} {match['suffix'].strip(' _-')}"
+        pairs.setdefault(method, {})[match["kind"].lower()] = path
+    return pairs
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[^a-z0-9+]", "", name.lower())
+
+
+def fddb_references(folders: Iterable[str | os.PathLike]) -> list[PublishedReference]:
+    """One reference per distinct published curve in the FDDB ROC folders (first folder's name wins)."""
+    by_content: dict[str, dict[str, Any]] = {}
+    names: set[str] = set()
+    for folder in folders:
+        folder = Path(folder)
+        if not folder.is_dir():
+            continue
+        for method, files in roc_file_pairs(folder).items():
+            if "disc" not in files:
+                continue
+            tpr, fp, _ = read_roc_file(files["disc"])
+            # The same curve is shipped under several names (e.g. "jain" and "Jain et al."): one entry.
+            content = hashlib.sha256(tpr.tobytes() + fp.tobytes()).hexdigest()
+            entry = by_content.get(content)
+            if entry is None:
+                if _canonical(method) in names:
+                    continue
+                names.add(_canonical(method))
+                entry = by_content[content] = {"method": method, "folder": folder.name, "source": files["disc"],
+                                               "curves": {"disc": {"tpr": tpr, "fp": fp}}}
+            if "cont" in files and "cont" not in entry["curves"]:
+                ctpr, cfp, _ = read_roc_file(files["cont"])
+                entry["curves"]["cont"] = {"tpr": ctpr, "fp": cfp}
+    refs = []
+    for entry in by_content.values():
+        curves = entry["curves"]
+        metrics = {f"{kind}_tpr_at_1000fp": (tpr_at_fp(curves[kind]["tpr"], curves[kind]["fp"])
+                                             if kind in curves else None) for kind in ("disc", "cont")}
+        metrics["disc_tpr_below_1000fp"] = tpr_at_fp(curves["disc"]["tpr"], curves["disc"]["fp"], strict=True)
+        refs.append(PublishedReference(method=entry["method"], benchmark="fddb", family="fddb", metrics=metrics,
+                                       curves=curves, source=str(entry["source"]),
+                                       note=f"FDDB published ROC files ({entry['folder']})"))
+    return refs
+
+
+# --------------------------------------------------------------------------------------------- AFW / PASCAL
+
+def face_eval_baseline_files(folder: str | os.PathLike) -> list[Path]:
+    """The baseline detection files under a face-eval results folder (one per method sub-folder)."""
+    folder = Path(folder)
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in FACE_EVAL_SUFFIXES)
+
+
+def face_eval_references(dataset: str, folder: str | os.PathLike, annotations: str | os.PathLike) \
+        -> list[PublishedReference]:
+    """AP of each baseline detection file of AFW or PASCAL, scored here with the face-eval protocol."""
+    from facebench.commands.eval_face_eval import baseline_label
+    from protocols.face_eval import baseline_overlap, evaluate, is_point_baseline, load_ground_truth, read_detections
+
+    gt = load_ground_truth(dataset, annotations)
+    refs = []
+    for path in face_eval_baseline_files(folder):
+        result = evaluate(gt, read_detections(path), overlap_threshold=baseline_overlap(path))
+        point = is_point_baseline(path)
+        if point:
+            recall, precision = result.recall[-1:], result.precision[-1:]
+        else:
+            recall, precision = result.recall, result.precision
+        refs.append(PublishedReference(
+            method=baseline_label(path), benchmark=dataset, family="face-eval",
+            metrics={"ap": None if point else result.ap}, curves={"pr": {"recall": recall, "precision": precision}},
+            source=str(path), point=point,
+            note="face-eval toolbox baseline detections, scored by facebench" +
+                 (" (single operating point)" if point else ""),
+            extra={"ground_truth_sha256": gt.sha256}))
+    return refs
+
+
+# ------------------------------------------------------------------------------------------------ all of it
+
+def load_references(data_root: str | os.PathLike, benchmarks: Iterable[str] | None = None) -> list[PublishedReference]:
+    """Every published reference found under a data root (the layout of ../shared/data); absent parts skipped."""
+    root = Path(data_root)
+    if not root.is_dir():
+        raise InputError(root, None, "published-data folder not found")
+    wanted = set(benchmarks) if benchmarks is not None else {"widerface-val", "fddb", "afw", "pascal"}
+    refs: list[PublishedReference] = []
+    if "widerface-val" in wanted and (root / WIDER_CURVES).is_dir() and _module_available("protocols.wider_face"):
+        refs += wider_references(root / WIDER_CURVES)
+    if "fddb" in wanted:
+        refs += fddb_references(root / d for d in FDDB_ROC_DIRS)
+    if _module_available("protocols.face_eval"):
+        from protocols.face_eval import default_annotation_file
+
+        for dataset, sub in FACE_EVAL_DIRS.items():
+            annotations = root / dataset / "annotations" / default_annotation_file(dataset)
+            if dataset in wanted and (root / sub).is_dir() and annotations.is_file():
+                refs += face_eval_references(dataset, root / sub, annotations)
+    return refs
+
+
+def reference_from_path(path: str | os.PathLike, benchmark: str | None = None) -> list[PublishedReference]:
+    """References from one published item: a WIDER method folder, an FDDB ROC file, or a face-eval baseline file."""
+    path = Path(path)
+    if path.is_dir() and any(path.glob("wider_pr_info_*.mat")):
+        from protocols.wider_face.published import load_published_method
+
+        curves = load_published_method(path)
+        return [PublishedReference(
+            method=path.name, benchmark="widerface-val", family="wider",
+            metrics={s: (curves[s].ap if s in curves else None) for s in ("easy", "medium", "hard")},
+            curves={s: {"precision": c.precision, "recall": c.recall} for s, c in curves.items()},
+            source=str(path))]
+    if path.is_file() and _ROC_NAME.match(path.name):
+        pairs = {m: f for m, f in roc_file_pairs(path.parent).items() if path in f.values()}
+        for method, files in pairs.items():
+            refs = [r for r in fddb_references([path.parent]) if r.method == method]
+            if refs:
+                return refs
+        tpr, fp, _ = read_roc_file(path)
+        kind = "cont" if "cont" in path.name.lower() else "disc"
+        return [PublishedReference(method=path.stem, benchmark="fddb", family="fddb",
+                                   metrics={f"{kind}_tpr_at_1000fp": tpr_at_fp(tpr, fp)},
+                                   curves={kind: {"tpr": tpr, "fp": fp}}, source=str(path))]
+    if path.is_file() and benchmark in FACE_EVAL_DIRS:
+        from protocols.face_eval import default_annotation_file
+
+        root = default_data_root()
+        annotations = None if root is None else root / benchmark / "annotations" / default_annotation_file(benchmark)
+        if annotations is None or not annotations.is_file():
+            raise InputError(path, None, f"scoring a {benchmark} baseline needs the {benchmark} annotations "
+                                         "(set FACEBENCH_SHARED_DATA)")
+        return [r for r in face_eval_references(benchmark, path.parent, annotations) if r.source == str(path)]
+    raise InputError(path, None, "not a published item (a WIDER method folder of wider_pr_info_*.mat, an FDDB "
+                                 "*DiscROC/*ContROC .txt file, or an AFW/PASCAL baseline with --benchmark)")
