@@ -101,9 +101,10 @@ def main() -> None:
     args = parser.parse_args()
     data = Path(args.data)
     cases = []
+    pascal_gt = "Annotations_Face_PASCALLayout_large_fixed.mat"
     real = [("afw", "new_annotations_AFW.mat", "SquaresChnFtrs-5_Mathias2014/Baseline.txt"),
-            ("pascal", "Annotations_Face_PASCALLayout_large_fixed.mat", "SquaresChnFtrs-5_Mathias2014/Ours_Baseline.txt"),
-            ("pascal", "Annotations_Face_PASCALLayout_large_fixed.mat", "S3FD_official/SFD_PASCAL_PR.txt")]
+            ("pascal", pascal_gt, "SquaresChnFtrs-5_Mathias2014/Ours_Baseline.txt"),
+            ("pascal", pascal_gt, "S3FD_official/SFD_PASCAL_PR.txt")]
     for dataset, ann, name in real:
         if (data / dataset / "results" / name).is_file():
             cases.append((f"{dataset}:{name}", dataset, data / dataset / "annotations" / ann,

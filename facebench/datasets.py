@@ -295,20 +295,47 @@ class FDDB(Benchmark):
 
 
 def _fddb_scored(bench: FDDB, predictions: Path) -> Scored | None:
-    """Score FDDB through protocols.fddb when that module provides its evaluation API; otherwise None."""
+    """Score FDDB with protocols.fddb (official evaluate semantics), image sizes read from the images."""
     import importlib.util
 
     if importlib.util.find_spec("protocols.fddb") is None:
         return None
     import protocols.fddb as fddb
 
-    runner = getattr(fddb, "evaluate_run", None)
-    if runner is None:
+    if not all(hasattr(fddb, f) for f in ("load_folds", "read_detections", "read_image_sizes", "evaluate")):
         return None
-    result = runner(bench.folds_dir, predictions, bench.images_dir)
+    gt = fddb.load_folds(bench.folds_dir)
+    result = fddb.evaluate(gt, fddb.read_detections(predictions, gt, "rect"), fddb.read_image_sizes(bench.images_dir, gt))
+
+    def plot(path: Path, label: str) -> None:
+        result.write_roc(path.with_name("fddb-"))  # the official DiscROC / ContROC text files
+        plot_roc(path, label, result.curve)
+
     return Scored(result=result, document=lambda extra: result.to_document(extra=extra),
-                  save_records=result.save_records, plot=lambda path, label: result.plot(path, label=label),
-                  table=result.table, metrics=result.metrics)
+                  save_records=result.save_records, plot=plot, table=result.table, metrics=result.metrics)
+
+
+def plot_roc(path: Path, label: str, curve: Any) -> None:
+    """Discrete and continuous FDDB ROC (true positive rate against false positives, up to 2000 FP)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, tpr, title in ((axes[0], curve.disc_tpr, "FDDB discrete ROC"), (axes[1], curve.cont_tpr,
+                                                                              "FDDB continuous ROC")):
+        ax.plot(curve.fp, tpr, label=label)
+        ax.set_xlim(0, 2000)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("False positives")
+        ax.set_ylabel("True positive rate")
+        ax.set_title(title)
+        ax.grid(True, linestyle=":")
+        ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 # ----------------------------------------------------------------------------------------- AFW and PASCAL

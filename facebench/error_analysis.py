@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import html
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -265,10 +264,8 @@ class ErrorAnalysis:
     keep: np.ndarray = dataclasses.field(repr=False)
 
     def to_document(self) -> dict[str, Any]:
-        """The analysis JSON."""
-        from facebench.results import _jsonable
-
-        return _jsonable({
+        """The analysis JSON (plain Python values)."""
+        return {
             "schema": SCHEMA, "protocol": "wider_face", "setting": self.setting, "ap": self.ap,
             "source": self.source, "operating_point": dataclasses.asdict(self.point),
             "false_positives": {"total": sum(self.false_positives.values()), **self.false_positives,
@@ -279,7 +276,7 @@ class ErrorAnalysis:
             "misses": self.misses, "ap_if_fixed": self.gains, "worst_images": self.worst_images,
             "definitions": {"localisation_iou": [BACKGROUND_IOU, 0.5], "background_iou_below": BACKGROUND_IOU,
                             "ap_gain": "whole curve, one error type fixed at a time (TIDE)"},
-        })
+        }
 
     def table(self) -> str:
         """Plain-text summary."""
@@ -545,6 +542,7 @@ def write_analysis(analysis: ErrorAnalysis, out_dir: str | os.PathLike) -> list[
     """analysis.json and the bar charts into out_dir."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / "analysis.json"
-    path.write_text(json.dumps(analysis.to_document(), indent=1) + "\n")
+    from facebench.results import write_document
+
+    path = write_document(analysis.to_document(), out_dir / "analysis.json")
     return [path] + analysis.plot(out_dir)

@@ -357,8 +357,11 @@ class RunResult:
 
 
 def finalize(out: Path, sources: Sequence[Path] | None = None, *, data_root: str | None = None,
-             label: str | None = None) -> RunResult:
-    """Merge every cached record of the run in `sources` (default: `out`), write predictions, score, save."""
+             label: str | None = None, bench: Any = None) -> RunResult:
+    """Merge every cached record of the run in `sources` (default: `out`), write predictions, score, save.
+
+    `bench` replaces the registered benchmark the manifest names (Python API: a custom Benchmark object).
+    """
     from facebench.datasets import get_benchmark
     from facebench.results import write_document
 
@@ -372,7 +375,8 @@ def finalize(out: Path, sources: Sequence[Path] | None = None, *, data_root: str
                 raise InputError(src / MANIFEST, None, f"this run's {key} ({other[key]['name']}) differs from "
                                                        f"{sources[0]}'s ({first[key]['name']}); cannot merge")
     det = first["detector"]
-    bench = get_benchmark(first["benchmark"]["name"], data_root or first["benchmark"].get("data_root"))
+    if bench is None:
+        bench = get_benchmark(first["benchmark"]["name"], data_root or first["benchmark"].get("data_root"))
     refs = bench.images()
     records: dict[str, ImageRecord] = {}
     metas: list[dict[str, Any]] = []
@@ -441,6 +445,8 @@ class RunRequest:
     shard_id: int | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
     progress: bool = True
+    #: a Benchmark object to use instead of the registered `benchmark` (Python API)
+    bench: Any = None
 
 
 def default_out(detector: str, benchmark: str) -> Path:
@@ -476,8 +482,8 @@ def run(request: RunRequest) -> RunResult | ShardOutcome:
         if (request.num_shards is None) != (request.shard_id is None) and request.num_shards not in (None, 1):
             raise InputError(None, None, "--num-shards and --shard-id go together")
         num_shards, shard_id = request.num_shards or 1, request.shard_id or 0
-    out = request.out or default_out(request.detector, request.benchmark)
-    bench = get_benchmark(request.benchmark, request.data_root)
+    bench = request.bench or get_benchmark(request.benchmark, request.data_root)
+    out = request.out or default_out(request.detector, bench.name)
     refs = bench.images()
     start, stop = shard_bounds(len(refs), num_shards, shard_id)
 
@@ -500,7 +506,7 @@ def run(request: RunRequest) -> RunResult | ShardOutcome:
                 return outcome
         elif num_shards > 1:
             return outcome
-        return finalize(out)
+        return finalize(out, bench=request.bench)
     finally:
         if group is not None:
             group.destroy_process_group()

@@ -569,11 +569,10 @@ def image_entries(gt: FddbGroundTruth, dets: FddbDetections, overlaps: PairOverl
     g_thr = sorted_scores[g_pos]
     # Entries ascending threshold within each image = descending valid count; images without detections
     # get the single DBL_MAX entry.
-    g_order = np.lexsort((g_valid, g_img))[::-1]
-    g_order = g_order[np.lexsort((g_img[g_order],))]  # image-major, valid count descending
-    e_img = np.concatenate([g_img[g_order], np.nonzero(nd == 0)[0]])
-    e_valid = np.concatenate([g_valid[g_order], np.zeros(int((nd == 0).sum()), dtype=np.int64)])
-    e_thr = np.concatenate([g_thr[g_order], np.full(int((nd == 0).sum()), DBL_MAX)])
+    empty = np.nonzero(nd == 0)[0]
+    e_img = np.concatenate([g_img, empty])
+    e_valid = np.concatenate([g_valid, np.zeros(len(empty), dtype=np.int64)])
+    e_thr = np.concatenate([g_thr, np.full(len(empty), DBL_MAX)])
     final = np.lexsort((-e_valid, e_img))
     e_img, e_valid, e_thr = e_img[final], e_valid[final], e_thr[final]
     n_entries = len(e_img)
@@ -603,18 +602,18 @@ def image_entries(gt: FddbGroundTruth, dets: FddbDetections, overlaps: PairOverl
     seg_start = np.maximum.accumulate(np.where(new_face, np.arange(n_edges), 0))
     face_deg = np.empty(n_edges, dtype=np.int64)
     face_deg[fo] = np.arange(n_edges) - seg_start + 1
+    # Running maximum per face, exact: on integer value ranks offset by face key.
+    levels = np.unique(ed_val)
+    level = np.searchsorted(levels, ed_val[fo])
+    running = np.maximum.accumulate(key * (len(levels) + 1) + level) - key * (len(levels) + 1)
     face_max = np.empty(n_edges)
-    running = ed_val[fo] + key.astype(np.float64) * 2.0  # offset by face so the maximum restarts per face
-    face_max[fo] = np.maximum.accumulate(running) - key * 2.0
+    face_max[fo] = levels[running] if n_edges else running
     next_same = np.full(n_edges, np.iinfo(np.int64).max, dtype=np.int64)
     if n_edges:
         cont = ~new_face[1:]
         next_same[fo[:-1][cont]] = fo[1:][cont]
-    # Running maxima are exact: values are in (0, 1], offsets are even integers far below 2**52.
 
     # Edges in each entry's graph: those of rank < valid, a prefix of the image's edges.
-    e_edges = np.searchsorted(ed_rank, 0)  # placeholder to keep types simple
-    del e_edges
     prefix = np.zeros(n_entries, dtype=np.int64)
     for_img = edge_start[e_img]
     if n_edges:
@@ -691,13 +690,11 @@ def merge_entries(entries: ImageEntries) -> RocCurve:
     """The official merge: at each distinct threshold s, every image adds its entry for its smallest
     threshold >= s (all-zero with its N when it has none)."""
     thresholds = np.unique(entries.threshold)
-    image = entries.image
     first = np.zeros(len(entries.threshold), dtype=bool)
     first[entries.start[:-1][np.diff(entries.start) > 0]] = True
     previous = np.where(first, -np.inf, np.concatenate([[-np.inf], entries.threshold[:-1]]))
     lo = np.searchsorted(thresholds, previous, side="right")
     hi = np.searchsorted(thresholds, entries.threshold, side="right")
-    del image
 
     def spread(values: np.ndarray, dtype) -> np.ndarray:
         acc = np.zeros(len(thresholds) + 1, dtype=dtype)

@@ -248,6 +248,13 @@ def test_detection_size_filter_is_strict_or(tmp_path, small_gt):
     assert res.tp.tolist() == [True]
 
 
+def test_all_detections_below_the_size_filter(tmp_path, small_gt):
+    res = evaluate(small_gt, read_detections(det_file(tmp_path, ["img1 0.9 0 0 10 10", "img2 0.8 5 5 20 20"])))
+    assert res.n_detections == 0 and res.ap == 0.0 and np.isnan(res.corrections[0].sx)
+    doc = res.to_document()
+    assert doc["metrics"]["n_detections_filtered"] == 2 and doc["metrics"]["precision_at_last_detection"] is None
+
+
 def test_leading_dropped_detections_do_not_change_ap(tmp_path, small_gt):
     rows = ["img1 0.99 600 100 699 199", "img1 0.9 100 100 199 199", "img2 0.8 10 10 109 109",
             "img1 0.7 300 100 399 199"]
@@ -485,6 +492,15 @@ def test_cli_end_to_end(tmp_path, capsys, small_gt):
     code, _, err = run_cli(["eval", "afw", str(dets), "--annotations", small_gt.path, "--plot",
                             str(tmp_path / "pr2.png"), "--overlay", str(tmp_path / "res.json")], capsys)
     assert code == 0, err
+
+
+def test_cli_without_annotations_found(tmp_path, capsys, monkeypatch):
+    from facebench.commands import eval_face_eval
+
+    monkeypatch.setattr(eval_face_eval, "shared_annotation_dirs", lambda dataset: [tmp_path / "nowhere"])
+    dets = det_file(tmp_path, ["img1 0.9 1 2 3 4"])
+    code, _, err = run_cli(["eval", "pascal", str(dets)], capsys)
+    assert code == 2 and "pass --annotations" in err and len(err.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize("rows, extra, expected", [

@@ -1,4 +1,4 @@
-"""face-eval on the real AFW / PASCAL Face files: the figures of the papers and of the toolbox (protocols.md §3, §6.4)."""
+"""face-eval on the real AFW / PASCAL Face files: the papers' and the toolbox's figures (protocols.md §3, §6.4)."""
 
 from __future__ import annotations
 
@@ -51,7 +51,8 @@ def ground_truth(shared_data, dataset: str, old: bool = False):
 @pytest.mark.parametrize("dataset, name, printed", PRINTED_AP, ids=[f"{d}-{n}" for d, n, _ in PRINTED_AP])
 def test_printed_ap(shared_data, dataset, name, printed):
     path = require(shared_data / dataset / "results" / name)
-    result = evaluate(ground_truth(shared_data, dataset), read_detections(path), overlap_threshold=baseline_overlap(path))
+    result = evaluate(ground_truth(shared_data, dataset), read_detections(path),
+                      overlap_threshold=baseline_overlap(path))
     assert round(result.ap * 100, 2) == printed
 
 

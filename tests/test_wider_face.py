@@ -280,3 +280,32 @@ def test_published_curve_reader(shared_data):
     curves = load_published_method(folder)
     assert set(curves) == {"easy", "medium", "hard"}
     assert 0.8 < curves["hard"].ap < curves["easy"].ap < 1
+
+
+def test_split_txt_reader_and_errors(tmp_path):
+    from facebench.errors import InputError
+    from protocols.wider_face.split_txt import read_split_txt
+
+    good = tmp_path / "split.txt"
+    good.write_text("0--A/a.jpg\n2\n1 2 3 4 0 0 0 0 0 0\n5 6 7 8 2 1 1 0 1 1\n0--A/b.jpg\n0\n0 0 0 0 0 0 0 0 0 0\n")
+    images = read_split_txt(good)
+    assert [img.name for img in images] == ["a", "b"] and images[0].attributes[1].tolist() == [2, 1, 1, 0, 1, 1]
+    assert images[1].boxes.shape == (0, 4)
+    bad = tmp_path / "bad.txt"
+    bad.write_text("0--A/a.jpg\n2\n1 2 3 4 0 0 0 0 0 0\n5 6 x 8 2 1 1 0 1 1\n")
+    with pytest.raises(InputError, match=r"bad\.txt:4: not a number"):
+        read_split_txt(bad)
+    bad.write_text("0--A/a.jpg\n3\n1 2 3 4 0 0 0 0 0 0\n")
+    with pytest.raises(InputError, match=r"bad\.txt:4: .*file ends early"):
+        read_split_txt(bad)
+
+
+def test_split_txt_matches_the_mat_files(shared_data):
+    from protocols.wider_face.ground_truth import with_split_txt
+
+    gt = load_ground_truth(require(shared_data / "widerface" / "ground_truth"))
+    txt = require(shared_data / "widerface" / "wider_face_split" / "wider_face_val_bbx_gt.txt")
+    from_txt = with_split_txt(gt, txt)
+    np.testing.assert_array_equal(from_txt.boxes, gt.boxes)
+    for name, values in gt.attributes.items():
+        np.testing.assert_array_equal(from_txt.attributes[name], values)

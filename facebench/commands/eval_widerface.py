@@ -59,6 +59,8 @@ def records_path(out: Path) -> Path:
 @click.option("--gt-dir", type=click.Path(file_okay=False), help="Folder with the four official .mat files.")
 @click.option("--gt-version", type=click.Choice(["2017", "2016"]), default="2017", show_default=True,
               help="Ground truth under --data-root: current (2017, integer boxes) or old (2016, float boxes).")
+@click.option("--gt-txt", type=click.Path(dir_okay=False), help="Take boxes and attributes from a "
+              "wider_face_val_bbx_gt.txt (keep lists still come from the .mat files).")
 @click.option("--data-root", type=click.Path(file_okay=False), help="Root holding widerface/ground_truth*/.")
 @click.option("--semantics", type=click.Choice(["official", "python-port"]), default="official",
               show_default=True, help="Official MATLAB eval_tools, or the popular Python port's numbers.")
@@ -73,7 +75,7 @@ def records_path(out: Path) -> Path:
               show_default=True, help="Setting whose faces the breakdown splits.")
 @click.option("--ignore-unknown", is_flag=True, help="Skip event folders / files not in the ground truth.")
 @click.option("--ci", "with_ci", is_flag=True, help="Add bootstrap 95%% intervals (needs facebench.bootstrap).")
-def widerface_command(pred_dir: Path, gt_dir: str | None, gt_version: str, data_root: str | None, semantics: str,
+def widerface_command(pred_dir: Path, gt_dir: str | None, gt_version: str, gt_txt: str | None, data_root: str | None, semantics: str,
                       out: Path | None, plot: Path | None, overlays: tuple[Path, ...], label: str | None, no_breakdown: bool,
                       breakdown_base: str, ignore_unknown: bool, with_ci: bool) -> None:
     """Evaluate PRED_DIR (<event>/<image>.txt files) on WIDER FACE val: easy / medium / hard AP."""
@@ -81,6 +83,10 @@ def widerface_command(pred_dir: Path, gt_dir: str | None, gt_version: str, data_
 
     started = time.perf_counter()
     gt = wider_face.load_ground_truth(resolve_gt_dir(gt_dir, data_root, gt_version), version=gt_version)
+    if gt_txt:
+        from protocols.wider_face.ground_truth import with_split_txt
+
+        gt = with_split_txt(gt, gt_txt)
     predictions = wider_face.read_predictions(pred_dir, gt, semantics=semantics, ignore_unknown=ignore_unknown)
     result = wider_face.evaluate(gt, predictions, breakdown=not no_breakdown, breakdown_base=breakdown_base)
     elapsed = time.perf_counter() - started

@@ -229,3 +229,32 @@ def write_ground_truth(gt_dir: str | os.PathLike, events: list[tuple[str, list[d
                                       for img in imgs]) for _, imgs in events])
         scipy.io.savemat(gt_dir / f"wider_{setting}_val.mat", data)
     return gt_dir
+
+
+def with_split_txt(gt: WiderGroundTruth, txt_path: str | os.PathLike) -> WiderGroundTruth:
+    """Take boxes and attributes from a `wider_face_val_bbx_gt.txt`, keep lists from the .mat files.
+
+    The text file must describe the same images with the same face counts (keep indices refer to them).
+    """
+    import dataclasses
+
+    from protocols.wider_face.split_txt import ATTRIBUTE_COLUMNS, read_split_txt
+
+    by_key = {(img.event, img.name): img for img in read_split_txt(txt_path)}
+    missing = [key for key in gt.images if key not in by_key]
+    if missing:
+        raise InputError(txt_path, None, f"{len(missing)} ground-truth images absent, first {'/'.join(missing[0])}")
+    boxes, attrs = [], []
+    for i, key in enumerate(gt.images):
+        img = by_key[key]
+        expected = int(gt.face_offsets[i + 1] - gt.face_offsets[i])
+        if len(img.boxes) != expected:
+            raise InputError(txt_path, None, f"{img.path}: {len(img.boxes)} faces, the .mat has {expected}")
+        boxes.append(img.boxes)
+        attrs.append(img.attributes)
+    box_array = np.concatenate(boxes).astype(gt.boxes.dtype)
+    attr_array = np.concatenate(attrs)
+    attributes = {name: attr_array[:, k].astype(np.int16) for k, name in enumerate(ATTRIBUTE_COLUMNS)}
+    digest = sha256_files([*(Path(gt.source) / n for n in GT_FILES), txt_path])
+    return dataclasses.replace(gt, boxes=box_array, attributes=attributes, sha256=digest,
+                               source=f"{gt.source} + {txt_path}")

@@ -1,0 +1,275 @@
+"""HAMBox trainer on CPU: loss falls for every matcher, exact resume (also after a kill), DDP == 1 process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from detectors.hambox.data import make_synthetic_wider
+from detectors.hambox.train import (NOT_COMPARABLE, RunOptions, accumulation_steps, comparability, latest_checkpoint,
+                                    load_train_state, lr_at, parameter_groups, train)
+from detectors.hambox.train_config import OptimConfig, parse_train_config
+from facebench.errors import InputError
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    # Tiny models on a busy 2-core machine: one thread avoids thread-pool contention (10-100x faster).
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("wider_tiny")
+    make_synthetic_wider(root, n_images=6, image_size=(96, 80), face_sides=(10, 40), seed=0)
+    return root
+
+
+@pytest.fixture(scope="module")
+def square_data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("wider_square")
+    make_synthetic_wider(root, n_images=2, image_size=(64, 64), face_sides=(14, 36), faces_per_image=(1, 2), seed=0)
+    return root
+
+
+def tiny_config(model=None, data=None, optim=None, train_section=None, recipe="smoke", name="tiny"):
+    return parse_train_config({
+        "schema": "facebench.hambox.train/1", "name": name, "recipe": recipe,
+        "model": {"preset": "tiny", **(model or {})},
+        "data": {"crop_size": 64, "das_anchor_scales": [8, 16, 32], "num_workers": 0, **(data or {})},
+        "optim": {"lr": 0.02, "warmup_iters": 2, "lr_steps": [5], **(optim or {})},
+        "train": {"max_iters": 6, "images_per_gpu": 2, "total_batch": 2, "log_every": 1, "checkpoint_every": 3,
+                  "nams_n_crops": 20, **(train_section or {})}})
+
+
+def run(config, out, data_root, **kw):
+    kw.setdefault("from_scratch", True)
+    return train(RunOptions(config=config, out_dir=out, data_root=data_root, echo=lambda _m: None, device="cpu", **kw))
+
+
+def model_params(checkpoint):
+    return load_train_state(checkpoint)["model"]
+
+
+def assert_same_params(a, b):
+    assert a.keys() == b.keys()
+    worst = max(float((a[k].float() - b[k].float()).abs().max()) for k in a if a[k].numel())
+    assert worst <= 1e-6, f"parameters differ by {worst}"
+
+
+# ---------------------------------------------------------------- pure pieces
+
+
+def test_lr_schedule_warmup_and_steps():
+    optim = OptimConfig(lr=0.01, lr_steps=(110_000,), lr_gamma=0.1, warmup_iters=500, warmup_start_factor=1 / 3)
+    assert lr_at(0, optim) == pytest.approx(0.01 / 3)
+    assert lr_at(250, optim) == pytest.approx(0.01 * (1 / 3 + (2 / 3) * 0.5))
+    assert lr_at(500, optim) == pytest.approx(0.01)
+    assert lr_at(109_999, optim) == pytest.approx(0.01)
+    assert lr_at(110_000, optim) == pytest.approx(0.001)
+    assert lr_at(139_999, optim) == pytest.approx(0.001)
+
+
+def test_batch_layout_and_comparability():
+    assert accumulation_steps(28, 7, 4) == 1 and accumulation_steps(28, 7, 1) == 4
+    with pytest.raises(ValueError):
+        accumulation_steps(28, 7, 3)
+    paper = tiny_config(recipe="paper", train_section={"max_iters": 6, "images_per_gpu": 7, "total_batch": 28})
+    assert comparability(paper, "ab" * 32, 4, 1, 6) == (True, [])
+    ok, reasons = comparability(paper, None, 1, 4, 3)
+    assert not ok and any("scratch" in r for r in reasons) and any("stopped at 3" in r for r in reasons)
+
+
+def test_no_weight_decay_on_biases_and_frozen_layers_excluded():
+    from detectors.hambox.model import HAMBox, HAMBoxConfig
+
+    model = HAMBox(HAMBoxConfig.preset("tiny"))
+    decay, no_decay = parameter_groups(model, 5e-5, False)
+    assert all(p.ndim > 1 for p in decay["params"]) and all(p.ndim <= 1 for p in no_decay["params"])
+    assert no_decay["weight_decay"] == 0.0
+    trainable = sum(1 for p in model.parameters() if p.requires_grad)
+    assert len(decay["params"]) + len(no_decay["params"]) == trainable
+    assert not model.backbone.conv1.weight.requires_grad  # stem frozen (spec §1.1)
+
+
+# ---------------------------------------------------------------- loss falls for every matcher
+
+
+@pytest.mark.parametrize("model", [
+    {"matcher": "sms"}, {"matcher": "dms"}, {"matcher": "nams"},
+    {"matcher": "zcc", "anchor_ratio": 1.0, "shifted_anchor_levels": [2]},
+    {"matcher": "oam", "ral": False}, {"matcher": "oam", "ral": True},
+], ids=["sms", "dms", "nams", "zcc", "oam", "oam-ral"])
+def test_a_few_iterations_reduce_the_loss(model, square_data, tmp_path):
+    # Square 64 px images, crop = whole image, no flip/colour: every step sees the same two images.
+    config = tiny_config(model=model, optim={"lr": 0.05, "warmup_iters": 0, "lr_steps": [100]},
+                         data={"das_prob": 0.0, "ssd_min_scale": 1.0, "flip_prob": 0.0, "color_distort": False,
+                               "random_interpolation": False},
+                         train_section={"max_iters": 6, "checkpoint_every": 100})
+    result = run(config, tmp_path / "out", square_data)
+    losses = [r["loss"]["total"] for r in result.records]
+    assert len(losses) == 6
+    assert losses[-1] < losses[0] - 0.1, losses
+    assert {"cls", "loc"} <= set(result.records[-1]["loss"])
+    stats = result.records[-1]["stats"]
+    assert stats["num_faces"] >= 1 and "mean_compensated_quality" in stats
+    if model["matcher"] == "nams":
+        assert json.loads((tmp_path / "out" / "run.json").read_text())["nams_n"] >= 1
+
+
+# ---------------------------------------------------------------- resume
+
+
+def test_resume_continues_the_same_trajectory(tiny_data, tmp_path):
+    config = tiny_config(train_section={"max_iters": 6, "checkpoint_every": 3, "keep_checkpoints": 0})
+    full = run(config, tmp_path / "full", tiny_data)
+    part = run(config, tmp_path / "part", tiny_data, max_iters=3)
+    assert part.checkpoint.name == "ckpt_0000003.pt"
+    resumed = run(config, tmp_path / "part", tiny_data, resume=True)
+    assert resumed.records[0]["iteration"] == 4
+    assert_same_params(model_params(full.checkpoint), model_params(resumed.checkpoint))
+    full_loss = {r["iteration"]: r["loss"]["total"] for r in full.records}
+    for record in resumed.records:
+        assert record["loss"]["total"] == pytest.approx(full_loss[record["iteration"]], abs=1e-6)
+    log = [json.loads(line) for line in (tmp_path / "part" / "train_log.jsonl").read_text().splitlines()]
+    assert [r["iteration"] for r in log] == [1, 2, 3, 4, 5, 6]
+
+
+def test_killed_run_resumes_to_the_uninterrupted_state(tiny_data, tmp_path):
+    config = tiny_config(model={"matcher": "zcc", "anchor_ratio": 1.0, "shifted_anchor_levels": [2]},
+                         train_section={"max_iters": 16, "checkpoint_every": 2, "keep_checkpoints": 0})
+    config_path = tmp_path / "cfg.json"
+    killed_config = config.to_dict()
+    killed_config["train"]["max_iters"] = 16
+    config_path.write_text(json.dumps(killed_config))
+    out = tmp_path / "killed"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    process = subprocess.Popen([sys.executable, "-m", "facebench", "train", str(config_path), "--data-root",
+                                str(tiny_data), "--out", str(out), "--from-scratch", "--device", "cpu",
+                                "--num-workers", "0"], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    try:
+        while not (out / "checkpoints" / "ckpt_0000004.pt").exists():
+            assert process.poll() is None, process.stderr.read().decode()[-2000:]
+            assert time.time() < deadline, "no checkpoint within 120 s"
+            time.sleep(0.05)
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.wait(timeout=30)
+    last = latest_checkpoint(out)
+    start = load_train_state(last)["iteration"]
+    assert 4 <= start <= 14
+    resumed = run(config, out, tiny_data, resume=True, max_iters=start + 2)
+    full = run(config, tmp_path / "full", tiny_data)
+    reference = tmp_path / "full" / "checkpoints" / f"ckpt_{start + 2:07d}.pt"
+    assert_same_params(model_params(reference), model_params(resumed.checkpoint))
+
+
+def test_resume_with_another_config_is_refused(tiny_data, tmp_path):
+    run(tiny_config(train_section={"max_iters": 1}), tmp_path / "a", tiny_data)
+    other = tiny_config(model={"matcher": "dms"}, train_section={"max_iters": 2})
+    with pytest.raises(InputError, match="model section differs"):
+        run(other, tmp_path / "a", tiny_data, resume=True)
+    with pytest.raises(InputError, match="no checkpoint"):
+        run(other, tmp_path / "empty", tiny_data, resume=True)
+
+
+# ---------------------------------------------------------------- backbone weights policy and labels
+
+
+def test_paper_recipe_refuses_to_start_without_weights(tiny_data, tmp_path):
+    config = tiny_config(recipe="paper")
+    with pytest.raises(InputError, match="--backbone-weights PATH"):
+        run(config, tmp_path / "x", tiny_data, from_scratch=False)
+    with pytest.raises(InputError, match="exclude each other"):
+        run(config, tmp_path / "x", tiny_data, from_scratch=True, backbone_weights=tmp_path / "w.pth")
+
+
+def test_weights_hash_is_recorded_and_scratch_runs_are_labelled(tiny_data, tmp_path):
+    from detectors.hambox.model import HAMBox, HAMBoxConfig
+    from facebench.results import sha256_files
+
+    weights = tmp_path / "tiny_backbone.pth"
+    torch.save(HAMBox(HAMBoxConfig.preset("tiny")).backbone.state_dict(), weights)
+    config = tiny_config(recipe="paper", train_section={"max_iters": 1})
+    result = run(config, tmp_path / "w", tiny_data, from_scratch=False, backbone_weights=weights)
+    state = load_train_state(result.checkpoint)
+    assert state["backbone_weights_sha256"] == sha256_files([weights])
+    info = json.loads((tmp_path / "w" / "run.json").read_text())
+    assert info["backbone_weights_sha256"] == sha256_files([weights])
+
+    scratch = run(config, tmp_path / "s", tiny_data)
+    info = json.loads((tmp_path / "s" / "run.json").read_text())
+    assert info["comparable"] is False and info["label"].startswith(NOT_COMPARABLE)
+    assert load_train_state(scratch.checkpoint)["label"].startswith(NOT_COMPARABLE)
+    assert all(r["comparable"] is False for r in scratch.records)
+
+    bad = tmp_path / "bad.pth"
+    torch.save({"conv1.weight": torch.zeros(1)}, bad)
+    with pytest.raises(InputError, match="bn1"):
+        run(config, tmp_path / "b", tiny_data, from_scratch=False, backbone_weights=bad)
+
+
+def test_cli_train_runs_a_bundled_style_config_and_errors_in_one_line(tiny_data, tmp_path, capsys):
+    from facebench.cli import main
+
+    path = tmp_path / "smoke.json"
+    path.write_text(json.dumps(tiny_config(train_section={"max_iters": 2, "log_every": 1}).to_dict()))
+    main(["train", str(path), "--data-root", str(tiny_data), "--out", str(tmp_path / "o"), "--from-scratch",
+          "--device", "cpu", "--num-workers", "0"])
+    out = capsys.readouterr().out
+    assert "it 2/2" in out and f"[{NOT_COMPARABLE}]" in out
+    assert (tmp_path / "o" / "run.json").is_file() and (tmp_path / "o" / "checkpoints" / "latest").is_file()
+
+    paper = tmp_path / "paper.json"
+    paper.write_text(json.dumps(tiny_config(recipe="paper").to_dict()))
+    with pytest.raises(SystemExit) as info:
+        main(["train", str(paper), "--data-root", str(tiny_data), "--out", str(tmp_path / "p")])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and "--backbone-weights" in err and len(err.strip().splitlines()) == 1
+
+
+# ---------------------------------------------------------------- DDP
+
+
+def _ddp_worker(rank: int, world: int, init_file: str, config_dict: dict, data_root: str, out: str) -> None:
+    import torch.distributed as dist
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    try:
+        config = parse_train_config(config_dict)
+        train(RunOptions(config=config, out_dir=Path(out), data_root=Path(data_root), from_scratch=True,
+                         echo=lambda _m: None, device="cpu"))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_two_process_gloo_ddp_matches_one_process_accumulating(tiny_data, tmp_path):
+    import torch.multiprocessing as mp
+
+    config = tiny_config(train_section={"max_iters": 2, "images_per_gpu": 1, "total_batch": 2,
+                                        "checkpoint_every": 2})
+    mp.spawn(_ddp_worker, args=(2, str(tmp_path / "pg"), config.to_dict(), str(tiny_data), str(tmp_path / "ddp")),
+             nprocs=2, join=True)
+    single = run(config, tmp_path / "one", tiny_data)  # world 1: accumulates 2 micro-batches of 1
+    ddp_ckpt = latest_checkpoint(tmp_path / "ddp")
+    assert load_train_state(ddp_ckpt)["world_size"] == 2 and len(load_train_state(ddp_ckpt)["rng"]) == 2
+    assert_same_params(model_params(single.checkpoint), model_params(ddp_ckpt))
+    ddp_log = [json.loads(line) for line in (tmp_path / "ddp" / "train_log.jsonl").read_text().splitlines()]
+    for a, b in zip(ddp_log, single.records):
+        assert a["loss"]["total"] == pytest.approx(b["loss"]["total"], abs=1e-5)
