@@ -1,8 +1,9 @@
 """WIDER FACE error analysis: false positives by cause, misses by face height and attribute, AP per fix.
 
-In the spirit of TIDE (Bolya et al. 2020) and Hoiem et al. (2012), adapted to the WIDER protocol. Matching,
-curves and AP are the protocol's own (protocols.wider_face.evaluate.match / score_setting); this module
-only labels its outcomes and re-scores modified matchings.
+In the spirit of TIDE (Bolya et al. 2020) and Hoiem et al. (2012), adapted to the WIDER protocol. Which face
+each prediction hits, and from which threshold it counts, is the protocol's own matching (evaluate.match);
+curves and AP are its curves functions. This module labels the outcomes (checked against the protocol's own
+curve, score_setting) and re-scores modified labels.
 
 False positives (proposals that are not true positives) are split, per prediction, into
 - duplicate: hits (protocol overlap >= 0.5) a counted face already recalled by an earlier prediction;
@@ -118,11 +119,12 @@ def classify_predictions(gt: WiderGroundTruth, predictions: WiderPredictions, m:
     code = np.full(n, NOT_COUNTED, dtype=np.int8)
     face = np.where(m.choice >= 0, m.choice, -1).astype(np.int64)
     iou = np.zeros(n)
-    active = m.evaluated & (m.counted < curves.THRESH_NUM)
+    evaluated = np.diff(gt.face_offsets)[m.image] > 0
+    active = evaluated & (m.counted < curves.THRESH_NUM)
     hit = m.choice >= 0
     kept_hit = np.zeros(n, dtype=bool)
     kept_hit[hit] = keep[m.choice[hit]]
-    tp = first_hit_flags(m.choice, keep, m.evaluated)
+    tp = first_hit_flags(m.choice, keep, evaluated)
     code[active & tp] = TRUE_POSITIVE
     code[active & kept_hit & ~tp] = DUPLICATE
     code[active & hit & ~kept_hit] = REMOVED
@@ -150,41 +152,52 @@ def recalled_at(m: Matching, outcomes: Outcomes, n_faces: int) -> np.ndarray:
 # -------------------------------------------------------------------------------------------------- fixes
 
 
-def _fix_false_positives(m: Matching, keep: np.ndarray, outcomes: Outcomes, kinds: tuple[str, ...]) -> Matching:
-    """The matching with the given FP kinds fixed (see the module docstring)."""
-    choice, evaluated = m.choice.copy(), m.evaluated.copy()
+def curve_counts(counted: np.ndarray, proposal: np.ndarray, tp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Dataset proposals and TP per threshold from per-prediction flags (the protocol's dataset_counts)."""
+    return curves.dataset_counts(counted, proposal), curves.dataset_counts(counted, tp)
+
+
+def flags_ap(counted: np.ndarray, proposal: np.ndarray, tp: np.ndarray, n_faces: int) -> float | None:
+    """AP of a curve given per-prediction proposal / TP flags (the protocol's pr_curve and voc_ap)."""
+    if n_faces <= 0:
+        return None
+    proposals, tps = curve_counts(counted, proposal, tp)
+    precision, recall = curves.pr_curve(proposals, tps, n_faces)
+    return curves.voc_ap(recall, precision)
+
+
+def fixed_flags(outcomes: Outcomes, kinds: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-prediction (proposal, TP) flags with the given FP kinds fixed (see the module docstring)."""
     code = outcomes.code
+    proposal = np.isin(code, (TRUE_POSITIVE, LOCALISATION, DUPLICATE, IGNORED, BACKGROUND))
+    tp = code == TRUE_POSITIVE
+    if "localisation" in kinds:
+        # Fixed boxes join the hits; per face the first in evaluation order (index order) is the TP, and the
+        # hits a fix pushes behind another (TPs or fixed boxes, not original duplicates) are removed.
+        claim = np.flatnonzero(np.isin(code, (TRUE_POSITIVE, DUPLICATE, LOCALISATION)))
+        _, first = np.unique(outcomes.face[claim], return_index=True)
+        tp = np.zeros(len(code), dtype=bool)
+        tp[claim[first]] = True
+        pushed = ~tp & ((code == TRUE_POSITIVE) | (code == LOCALISATION))
+        proposal &= ~pushed
     for kind in kinds:
         if kind != "localisation":
-            evaluated &= code != FP_CODES[kind]
-    if "localisation" in kinds:
-        loc = code == LOCALISATION
-        before = first_hit_flags(choice, keep, evaluated)
-        duplicates_before = (choice >= 0) & evaluated & ~before
-        choice[loc] = outcomes.face[loc]
-        after = first_hit_flags(choice, keep, evaluated)
-        hit_kept = np.zeros(len(choice), dtype=bool)
-        hit_kept[choice >= 0] = keep[choice[choice >= 0]]
-        # Predictions the fix turns into duplicates (a fixed box behind an earlier hit, or a TP behind a fixed
-        # box) are removed rather than becoming a new error.
-        evaluated &= ~(hit_kept & ~after & ~duplicates_before)
-    return dataclasses.replace(m, choice=choice, evaluated=evaluated)
+            proposal &= code != FP_CODES[kind]
+    return proposal, tp
 
 
-def ap_gains(setting: str, m: Matching, keep: np.ndarray, outcomes: Outcomes) -> dict[str, dict[str, float | None]]:
+def ap_gains(counted: np.ndarray, outcomes: Outcomes, n_faces: int) -> dict[str, dict[str, float | None]]:
     """AP after fixing each error type alone, all FP types, and everything, with the gain over the base AP."""
-    base = score_setting(setting, keep, m).ap
-    recalled = recalled_at(m, outcomes, len(keep)) < curves.THRESH_NUM
+    base_proposal, base_tp = fixed_flags(outcomes, ())
+    base = flags_ap(counted, base_proposal, base_tp, n_faces)
     fixed: dict[str, float | None] = {}
     for kind in FP_TYPES:
-        fixed[kind] = score_setting(setting, keep, _fix_false_positives(m, keep, outcomes, (kind,))).ap
-    fixed["missed"] = score_setting(setting, keep & recalled, m).ap
-    fp_fixed = _fix_false_positives(m, keep, outcomes, FP_TYPES)
-    fixed["false_positives"] = score_setting(setting, keep, fp_fixed).ap
-    recalled_after = first_hit_flags(fp_fixed.choice, keep, fp_fixed.evaluated & (fp_fixed.counted < curves.THRESH_NUM))
-    faces_after = np.zeros(len(keep), dtype=bool)
-    faces_after[fp_fixed.choice[recalled_after]] = True
-    fixed["all"] = score_setting(setting, keep & faces_after, fp_fixed).ap
+        fixed[kind] = flags_ap(counted, *fixed_flags(outcomes, (kind,)), n_faces)
+    # Fixing misses: faces never recalled leave the face count.
+    fixed["missed"] = flags_ap(counted, base_proposal, base_tp, int(base_tp.sum()))
+    proposal, tp = fixed_flags(outcomes, FP_TYPES)
+    fixed["false_positives"] = flags_ap(counted, proposal, tp, n_faces)
+    fixed["all"] = flags_ap(counted, proposal, tp, int(tp.sum()))
     gains = {k: (None if v is None or base is None else v - base) for k, v in fixed.items()}
     return {"base": {"ap": base}, "fixed": fixed, "gain": gains}
 
@@ -409,6 +422,10 @@ def analyze(gt: WiderGroundTruth, predictions: WiderPredictions, setting: str = 
     m = match(gt, predictions)
     curve = score_setting(setting, keep, m)
     outcomes = classify_predictions(gt, predictions, m, keep)
+    proposal, tp = fixed_flags(outcomes, ())
+    proposals, tps = curve_counts(m.counted, proposal, tp)
+    if not (np.array_equal(proposals, curve.proposals) and np.array_equal(tps, curve.true_positives)):
+        raise AssertionError("prediction labels disagree with the protocol's curve")  # a bug, not bad input
     index, how = choose_threshold(curve, predictions.boxes[:, 4], predictions.semantics, score=score,
                                   precision=precision, recall=recall)
     inside = (outcomes.code != NOT_COUNTED) & (m.counted <= index)
@@ -447,7 +464,7 @@ def analyze(gt: WiderGroundTruth, predictions: WiderPredictions, setting: str = 
         setting=setting, ap=curve.ap, point=point, false_positives=fp_point,
         false_positives_all=_counts(outcomes.code, outcomes.code != NOT_COUNTED), ignored_invalid=ignored_invalid,
         removed=int(np.count_nonzero(inside & (outcomes.code == REMOVED))), misses=_miss_table(gt, keep, missed),
-        gains=ap_gains(setting, m, keep, outcomes), worst_images=worst_images, source=dict(source or {}),
+        gains=ap_gains(m.counted, outcomes, curve.n_faces), worst_images=worst_images, source=dict(source or {}),
         outcomes=outcomes, inside=inside, missed_faces=missed, keep=keep)
 
 

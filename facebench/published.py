@@ -126,12 +126,17 @@ def _read_roc_slowly(path: Path, text: str) -> np.ndarray:
     return np.asarray(rows, dtype=np.float64)
 
 
-def tpr_at_fp(tpr: np.ndarray, fp: np.ndarray, limit: float = FP_LIMIT, strict: bool = False) -> float | None:
-    """Max TPR over ROC points with FP <= limit (strict=True: FP < limit, face-eval's legend rule)."""
+def tpr_at_fp(tpr: np.ndarray, fp: np.ndarray, limit: float = FP_LIMIT, rule: str = "max") -> float | None:
+    """TPR at `limit` false positives by protocols.fddb's rules ("max": max TPR over points with FP <= limit;
+    "strict": face-eval's legend rule); a local max rule when the FDDB protocol is absent."""
+    if _module_available("protocols.fddb"):
+        from protocols.fddb import tpr_at_fp as protocol_tpr_at_fp
+
+        return protocol_tpr_at_fp(tpr, fp, limit, rule)
+    if rule != "max":
+        return None
     tpr = np.asarray(tpr, dtype=np.float64)
-    fp = np.asarray(fp, dtype=np.float64)
-    keep = (fp < limit) if strict else (fp <= limit)
-    keep &= np.isfinite(tpr)
+    keep = np.asarray(fp, dtype=np.float64) <= limit
     return float(tpr[keep].max()) if keep.any() else None
 
 
@@ -181,9 +186,11 @@ def fddb_references(folders: Iterable[str | os.PathLike]) -> list[PublishedRefer
     refs = []
     for entry in by_content.values():
         curves = entry["curves"]
-        metrics = {f"{kind}_tpr_at_1000fp": (tpr_at_fp(curves[kind]["tpr"], curves[kind]["fp"])
-                                             if kind in curves else None) for kind in ("disc", "cont")}
-        metrics["disc_tpr_below_1000fp"] = tpr_at_fp(curves["disc"]["tpr"], curves["disc"]["fp"], strict=True)
+        metrics: dict[str, float | None] = {}
+        for rule, suffix in (("max", ""), ("strict", "_strict")):
+            for kind in ("disc", "cont"):
+                metrics[f"{kind}_tpr_at_{FP_LIMIT}fp{suffix}"] = (
+                    tpr_at_fp(curves[kind]["tpr"], curves[kind]["fp"], FP_LIMIT, rule) if kind in curves else None)
         refs.append(PublishedReference(method=entry["method"], benchmark="fddb", family="fddb", metrics=metrics,
                                        curves=curves, source=str(entry["source"]),
                                        note=f"FDDB published ROC files ({entry['folder']})"))

@@ -33,7 +33,7 @@ FAMILY_METRICS: dict[str, tuple[str, ...]] = {
 # The settings that change a protocol's numbers (its "convention"); results differing in them are not comparable.
 CONVENTION_KEYS: dict[str, tuple[str, ...]] = {
     "wider": ("semantics", "iou_threshold", "thresh_num"),
-    "fddb": ("semantics", "convention", "rotation", "annotations", "tpr_rule", "fp_limit", "image_sizes_sha256"),
+    "fddb": ("ellipse_convention", "matching", "discrete_threshold", "folds"),
     "face-eval": ("annotation_style", "iterations", "overlap_threshold", "min_width", "min_height",
                   "min_detection_pixels"),
 }
@@ -174,9 +174,9 @@ def derived_label(doc: Mapping[str, Any], path: Path | None = None) -> str:
     for key in ("predictions", "detections", "predictions_dir", "detections_file"):
         value = settings.get(key)
         if isinstance(value, str) and value:
-            p = Path(value)
+            p = Path(value.split(", ")[0])  # FDDB lists its fold files comma-separated
             name = p.stem if p.suffix and p.suffix.lower() in (".txt", ".mat", ".csv") else p.name
-            if name.lower() in _GENERIC_DIRS and p.parent.name:
+            if (name.lower() in _GENERIC_DIRS or re.match(r"fold-\d+-out$", name)) and p.parent.name:
                 name = p.parent.name
             return name
     return path.stem if path is not None else "unnamed"

@@ -696,16 +696,43 @@ def merge_entries(entries: ImageEntries) -> RocCurve:
     lo = np.searchsorted(thresholds, previous, side="right")
     hi = np.searchsorted(thresholds, entries.threshold, side="right")
 
-    def spread(values: np.ndarray, dtype) -> np.ndarray:
-        acc = np.zeros(len(thresholds) + 1, dtype=dtype)
+    def spread(values: np.ndarray) -> np.ndarray:
+        acc = np.zeros(len(thresholds) + 1, dtype=values.dtype)
         np.add.at(acc, lo, values)
         np.add.at(acc, hi, -values)
         return np.cumsum(acc[:-1])
 
     return RocCurve(threshold=thresholds, n_faces=int(entries.faces.sum()),
-                    tp_disc=spread(entries.tp_disc.astype(np.int64), np.int64),
-                    tp_cont=spread(entries.tp_cont, np.float64),
-                    fp=spread(entries.fp.astype(np.int64), np.int64))
+                    tp_disc=spread(entries.tp_disc.astype(np.int64)),
+                    tp_cont=_exact_spread(entries.tp_cont, lo, hi, len(thresholds)),
+                    fp=spread(entries.fp.astype(np.int64)))
+
+
+def _exact_spread(values: np.ndarray, lo: np.ndarray, hi: np.ndarray, n: int) -> np.ndarray:
+    """Sum of `values[k]` over k with lo[k] <= j < hi[k], for every j, exactly rounded to double.
+
+    A floating difference array would leave residues like 5.6e-17 where the true sum is 0; the doubles are
+    instead summed as exact integers (in units of the smallest binary place present) and rounded once.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    nonzero = values != 0
+    if not nonzero.any():
+        return np.zeros(n)
+    mantissa, exponent = np.frexp(values[nonzero])
+    ints = (mantissa * 2.0 ** 53).astype(np.int64)  # exact: value = ints * 2**(exponent - 53)
+    scale = int(53 - exponent.min())
+    scaled = ints.astype(object) * (2 ** (exponent - exponent.min()).astype(object))
+    acc = [0] * (n + 1)
+    for value, a, b in zip(scaled.tolist(), lo[nonzero].tolist(), hi[nonzero].tolist()):
+        acc[a] += value
+        acc[b] -= value
+    out = np.empty(n)
+    running = 0
+    denominator = 2 ** scale
+    for j in range(n):
+        running += acc[j]
+        out[j] = running / denominator
+    return out
 
 
 def format_number(value: float) -> str:

@@ -66,8 +66,8 @@ def baseline_label(path: str | os.PathLike) -> str:
     return stem.replace("_", " ")
 
 
-def overlay_files(items: tuple[str, ...]) -> list[Path]:
-    """--overlay arguments expanded: files as given, folders to their detection/result files (sorted)."""
+def overlay_files(items: tuple[str, ...], exclude: str | os.PathLike | None = None) -> list[Path]:
+    """--overlay arguments expanded: files as given, folders to their detection/result files (sorted), once each."""
     files: list[Path] = []
     for item in items:
         path = Path(item)
@@ -81,7 +81,14 @@ def overlay_files(items: tuple[str, ...]) -> list[Path]:
             files.append(path)
         else:
             raise InputError(path, None, "overlay file not found")
-    return files
+    # The evaluated file itself (e.g. inside an overlaid folder) and repeats are drawn once.
+    seen = {Path(exclude).resolve()} if exclude is not None else set()
+    unique = []
+    for path in files:
+        if path.resolve() not in seen:
+            seen.add(path.resolve())
+            unique.append(path)
+    return unique
 
 
 def overlay_curves(files: list[Path], gt, iterations: int, benchmark: str):
@@ -138,7 +145,7 @@ def run_face_eval(dataset: str, detections: str, annotations: str | None, old_an
                                          "re-annotation (ignore flags); pass the original file or its folder")
     if overlays and not plot:
         raise InputError(None, None, "--overlay needs --plot")
-    overlay_list = overlay_files(overlays)  # check them before the main evaluation
+    overlay_list = overlay_files(overlays, exclude=detections)  # check them before the main evaluation
     result = evaluate(gt, read_detections(detections), iterations=iterations, overlap_threshold=overlap)
     title = DATASET_TITLES[dataset]
     click.echo(f"{title}: AP {result.ap * 100:.2f} ({result.ap:.15g}) | {result.n_detections} detections "
@@ -162,7 +169,7 @@ def run_face_eval(dataset: str, detections: str, annotations: str | None, old_an
 def _face_eval_command(dataset: str) -> click.Command:
     title = DATASET_TITLES[dataset]
 
-    @click.command(name=dataset, help=f"{title} AP with the face-eval protocol (Mathias et al. 2014): new "
+    @click.command(name=dataset, short_help=f"{title} AP, face-eval protocol (IoU > 0.5, box correction).", help=f"{title} AP with the face-eval protocol (Mathias et al. 2014): new "
                                       f"annotations with ignore flags, IoU > 0.5, iterative box-style correction.")
     @click.argument("detections", type=click.Path(dir_okay=False))
     @click.option("--annotations", type=click.Path(), default=None,
