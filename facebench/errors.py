@@ -14,6 +14,9 @@ class InputError(Exception):
         self.message = message
         super().__init__(str(self))
 
+    def __reduce__(self):
+        return (InputError, (self.path, self.line, self.message))
+
     def __str__(self) -> str:
         if self.path is None:
             return self.message

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from facebench.parallel import map_ranges
 from protocols.wider_face import curves
 from protocols.wider_face.ground_truth import ATTRIBUTE_VALUES, SETTINGS, WiderGroundTruth
 from protocols.wider_face.matching import match_predictions
@@ -49,7 +50,17 @@ def match(gt: WiderGroundTruth, predictions: WiderPredictions) -> Matching:
     offsets = predictions.offsets
     norm = curves.normalise_scores(boxes[:, 4], semantics)
     mode = "first-int" if semantics == "official" and gt.integer_boxes else "first-float"
-    choice = match_predictions(boxes, offsets, gt.boxes, gt.face_offsets, mode)
+    face_offsets = gt.face_offsets
+
+    def match_images(i0: int, i1: int) -> np.ndarray:
+        p0, f0 = offsets[i0], face_offsets[i0]
+        local = match_predictions(boxes[p0:offsets[i1]], offsets[i0:i1 + 1] - p0, gt.boxes[f0:face_offsets[i1]],
+                                  face_offsets[i0:i1 + 1] - f0, mode)
+        return np.where(local >= 0, local + f0, -1)
+
+    # Matching is independent per image: split the images over the cores when the set is large.
+    min_images = 400 if len(boxes) >= 200_000 else gt.n_images + 1
+    choice = np.concatenate(map_ranges(match_images, gt.n_images, min_items=min_images))
     entry = curves.entry_threshold(norm)
     has_faces = np.diff(gt.face_offsets) > 0
     evaluated = np.repeat(has_faces, np.diff(offsets))

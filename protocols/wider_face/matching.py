@@ -77,46 +77,50 @@ KEY_CLIP = 1e7
 KEY_SPAN = 4e7
 
 
-def _candidate_window(pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """x1-range [lo, hi] that any face hit by each prediction must start in (under both rules).
-
-    With overlap >= 0.5 the intersection width is at least a third of the face's +1 width (int rounding
-    included), so the face is at most 3 (w + 2) wide and starts within [x1 - 3 (w + 3) - 1, x2 + 1].
-    """
-    x1, w = pred[:, 0], pred[:, 2]
-    return x1 - 3.0 * (w + 3.0) - 1.0, x1 + w + 1.0
-
-
-def _may_reach_half(gt: np.ndarray, pred: np.ndarray) -> np.ndarray:
+def _may_reach_half(face: dict, pred: dict, pair_face: np.ndarray, pair_pred: np.ndarray) -> np.ndarray:
     """Cheap float bound: False only where the overlap is surely < 0.5 under both rules.
 
     Rounding the prediction's corners widens the intersection by at most 1 px per axis and moves the rounded
     union by at most 0.5, so with I = (iw + 1)(ih + 1) and S = gt_area + pred_area - 0.5 a hit needs 3 I >= S.
     """
-    g = gt.astype(np.float64)
-    gx2, gy2 = g[:, 0] + g[:, 2], g[:, 1] + g[:, 3]
-    px2, py2 = pred[:, 0] + pred[:, 2], pred[:, 1] + pred[:, 3]
-    iw = np.minimum(gx2, px2) - np.maximum(g[:, 0], pred[:, 0]) + 2.0
-    ih = np.minimum(gy2, py2) - np.maximum(g[:, 1], pred[:, 1]) + 2.0
+    iw = np.minimum(face["x2"][pair_face], pred["x2"][pair_pred]) - \
+        np.maximum(face["x1"][pair_face], pred["x1"][pair_pred]) + 2.0
+    ih = np.minimum(face["y2"][pair_face], pred["y2"][pair_pred]) - \
+        np.maximum(face["y1"][pair_face], pred["y1"][pair_pred]) + 2.0
     inter_hi = np.maximum(iw, 0.0) * np.maximum(ih, 0.0)
-    total = (g[:, 2] + 1) * (g[:, 3] + 1) + (pred[:, 2] + 1) * (pred[:, 3] + 1) - 0.5
+    total = face["area"][pair_face] + pred["area"][pair_pred] - 0.5
     return (iw > 0) & (ih > 0) & ((3.0 * inter_hi >= total * (1 - 1e-9)) | (total - inter_hi <= 0))
 
 
-def _window_pairs(pred_boxes, pred_image, gt_boxes, gt_image, regular):
-    """Candidate (prediction, face) pairs by a sorted sweep over face x1, per image."""
-    gx1 = np.clip(gt_boxes[:, 0].astype(np.float64), -KEY_CLIP, KEY_CLIP)
-    order = np.lexsort((gx1, gt_image))
-    keys = gt_image[order] * KEY_SPAN + gx1[order]
-    preds = np.flatnonzero(regular)
-    lo, hi = _candidate_window(pred_boxes[preds])
-    base = pred_image[preds] * KEY_SPAN
+def _columns(boxes: np.ndarray) -> dict:
+    """x1, y1, x2, y2 and the +1 area of x, y, w, h boxes, as contiguous float64 columns."""
+    b = boxes[:, :4].astype(np.float64)
+    return {"x1": b[:, 0].copy(), "y1": b[:, 1].copy(), "x2": b[:, 0] + b[:, 2], "y2": b[:, 1] + b[:, 3],
+            "w": b[:, 2].copy(), "area": (b[:, 2] + 1) * (b[:, 3] + 1)}
+
+
+def _window_pairs(pred: dict, pred_image, face: dict, face_image, n_images, regular):
+    """Candidate (prediction, face) pairs by a sorted sweep over face x1, per image.
+
+    With overlap >= 0.5 a face is at most 3 (w + 2) + 0.5 wide (int rounding included) and no wider than the
+    image's widest face, and it must start within [x1 - 0.5 - its width, x2 + 0.5] of the prediction.
+    """
+    gx1 = np.clip(face["x1"], -KEY_CLIP, KEY_CLIP)
+    order = np.lexsort((gx1, face_image))
+    keys = face_image[order] * KEY_SPAN + gx1[order]
+    widest = np.full(n_images, -np.inf)
+    np.maximum.at(widest, face_image, face["w"])
+    preds = np.flatnonzero(regular & np.isfinite(widest[pred_image]))
+    x1, w, image = pred["x1"][preds], pred["w"][preds], pred_image[preds]
+    lo = x1 - 1.5 - np.minimum(3.0 * (w + 2.0) + 0.5, widest[image])
+    hi = x1 + w + 1.0
+    base = image * KEY_SPAN
     left = np.searchsorted(keys, base + np.clip(lo, -KEY_CLIP, KEY_CLIP), side="left")
     right = np.searchsorted(keys, base + np.clip(hi, -KEY_CLIP, KEY_CLIP), side="right")
     n = np.maximum(right - left, 0)
     pair_pred = np.repeat(preds, n)
-    first = np.concatenate(([0], np.cumsum(n)[:-1]))
-    slot = np.arange(pair_pred.size) - np.repeat(first, n) + np.repeat(left, n)
+    first = np.cumsum(n) - n
+    slot = np.arange(pair_pred.size) - np.repeat(first - left, n)
     return pair_pred, order[slot]
 
 
@@ -147,12 +151,13 @@ def match_predictions(pred_boxes: np.ndarray, pred_offsets: np.ndarray, gt_boxes
     gt_image = np.repeat(np.arange(len(face_offsets) - 1), np.diff(face_offsets))
     corners = np.abs(np.concatenate((pred_boxes[:, :2], pred_boxes[:, :2] + pred_boxes[:, 2:4]), axis=1))
     regular = (pred_boxes[:, 2] >= 0) & (pred_boxes[:, 3] >= 0) & (corners.max(axis=1) <= COORD_LIMIT)
-    pair_pred, pair_face = _window_pairs(pred_boxes, pred_image, gt_boxes, gt_image, regular)
+    pred, face = _columns(pred_boxes), _columns(gt_boxes)
+    pair_pred, pair_face = _window_pairs(pred, pred_image, face, gt_image, len(face_offsets) - 1, regular)
     if not regular.all():
         extra_pred, extra_face = _all_pairs(np.flatnonzero(~regular), pred_image, face_offsets)
         pair_pred = np.concatenate((pair_pred, extra_pred))
         pair_face = np.concatenate((pair_face, extra_face))
-    keep = _may_reach_half(gt_boxes[pair_face], pred_boxes[pair_pred]) | ~regular[pair_pred]
+    keep = _may_reach_half(face, pred, pair_face, pair_pred) | ~regular[pair_pred]
     pair_pred, pair_face = pair_pred[keep], pair_face[keep]
     if pair_pred.size == 0:
         return choice

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from facebench.errors import InputError, warn
+from facebench.parallel import map_ranges
 from protocols.wider_face.ground_truth import WiderGroundTruth
 
 SEMANTICS = ("official", "python-port")
@@ -164,22 +165,28 @@ def read_predictions(pred_dir: str | os.PathLike, gt: WiderGroundTruth, semantic
     pred_dir = Path(pred_dir)
     files = _list_prediction_files(pred_dir, gt, ignore_unknown)
     missing = tuple(f"{gt.images[i][0]}/{gt.images[i][1]}" for i in range(gt.n_images) if i not in files)
-    dropped: list[str] = []
-    parsed: list[_FileBoxes] = []
-    for index in sorted(files):
-        path = files[index]
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise InputError(path, None, f"cannot read: {exc.strerror}") from None
-        if semantics == "official":
-            item = _official_file(index, path, data, dropped)
-        else:
-            item = _port_file(index, path, data)
-        if item is not None:
-            parsed.append(item)
+    indices = sorted(files)
 
-    boxes, image_of_box = _parse_boxes(parsed, dropped)
+    def read_chunk(start: int, stop: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        dropped_here: list[str] = []
+        parsed: list[_FileBoxes] = []
+        for index in indices[start:stop]:
+            path = files[index]
+            try:
+                data = path.read_bytes()
+            except OSError as exc:
+                raise InputError(path, None, f"cannot read: {exc.strerror}") from None
+            item = _official_file(index, path, data, dropped_here) if semantics == "official" \
+                else _port_file(index, path, data)
+            if item is not None:
+                parsed.append(item)
+        boxes_here, images_here = _parse_boxes(parsed, dropped_here)
+        return boxes_here, images_here, dropped_here
+
+    chunks = map_ranges(read_chunk, len(indices), min_items=400)
+    boxes = np.concatenate([c[0] for c in chunks])
+    image_of_box = np.concatenate([c[1] for c in chunks])
+    dropped = [line for c in chunks for line in c[2]]
     if semantics == "official":
         # Official read_pred: stable sort by score, descending, per image.
         order = np.lexsort((-boxes[:, 4], image_of_box))
