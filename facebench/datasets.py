@@ -305,14 +305,16 @@ def _fddb_scored(bench: FDDB, predictions: Path) -> Scored | None:
     if not all(hasattr(fddb, f) for f in ("load_folds", "read_detections", "read_image_sizes", "evaluate")):
         return None
     gt = fddb.load_folds(bench.folds_dir)
-    result = fddb.evaluate(gt, fddb.read_detections(predictions, gt, "rect"), fddb.read_image_sizes(bench.images_dir, gt))
+    detections = fddb.read_detections(predictions, gt, "rect")
+    result = fddb.evaluate(gt, detections, fddb.read_image_sizes(bench.images_dir, gt))
 
-    def plot(path: Path, label: str) -> None:
-        result.write_roc(path.with_name("fddb-"))  # the official DiscROC / ContROC text files
-        plot_roc(path, label, result.curve)
+    def save_records(path: Path) -> None:
+        result.save_records(path)
+        result.write_roc(path.with_name("fddb-"))  # the official fddb-DiscROC.txt / fddb-ContROC.txt beside
 
-    return Scored(result=result, document=lambda extra: result.to_document(extra=extra),
-                  save_records=result.save_records, plot=plot, table=result.table, metrics=result.metrics)
+    return Scored(result=result, document=lambda extra: result.to_document(extra=extra), save_records=save_records,
+                  plot=lambda path, label: plot_roc(path, label, result.curve), table=result.table,
+                  metrics=result.metrics)
 
 
 def plot_roc(path: Path, label: str, curve: Any) -> None:

@@ -334,7 +334,7 @@ def _timing_block(records: Sequence[ImageRecord], metas: Sequence[Mapping[str, A
         "split": "detector-reported" if split else "forward = whole detect() call",
         "note": "load = image decode; per-image times of a batch are the batch time / its size; "
                 "the mean includes the first image's warm-up",
-        "batch_size": batch_size, "device": sorted({m.get("device", "cpu") for m in metas}) or ["cpu"],
+        "batch_size": batch_size, "device": ", ".join(sorted({m.get("device", "cpu") for m in metas})) or "cpu",
         "precision": detector.get("precision"), "input_policy": detector.get("input_policy"),
         "hardware": hw[0] if len(hw) == 1 else hw,
         "peak_memory_mib": {"rss": max(rss) if rss else None, "cuda": max(gpu) if gpu else None,
@@ -357,7 +357,7 @@ class RunResult:
 
 
 def finalize(out: Path, sources: Sequence[Path] | None = None, *, data_root: str | None = None,
-             label: str | None = None, bench: Any = None) -> RunResult:
+             label: str | None = None, bench: Any = None, plot: bool = True) -> RunResult:
     """Merge every cached record of the run in `sources` (default: `out`), write predictions, score, save.
 
     `bench` replaces the registered benchmark the manifest names (Python API: a custom Benchmark object).
@@ -424,7 +424,8 @@ def finalize(out: Path, sources: Sequence[Path] | None = None, *, data_root: str
     result_path = write_document(document, out / RESULT)
     scored.save_records(out / RECORDS)
     try:
-        scored.plot(out / PLOT, label or det["name"])
+        if plot:
+            scored.plot(out / PLOT, label or det["name"])
     except Exception as exc:  # noqa: BLE001 - a plotting backend problem must not lose the scored result
         warn(f"could not draw {out / PLOT}: {type(exc).__name__}: {exc}")
     return RunResult(out, predictions, result_path, scored.metrics, scored.table(), document, unreadable)
@@ -447,6 +448,7 @@ class RunRequest:
     progress: bool = True
     #: a Benchmark object to use instead of the registered `benchmark` (Python API)
     bench: Any = None
+    plot: bool = True
 
 
 def default_out(detector: str, benchmark: str) -> Path:
@@ -506,7 +508,7 @@ def run(request: RunRequest) -> RunResult | ShardOutcome:
                 return outcome
         elif num_shards > 1:
             return outcome
-        return finalize(out, bench=request.bench)
+        return finalize(out, bench=request.bench, plot=request.plot)
     finally:
         if group is not None:
             group.destroy_process_group()

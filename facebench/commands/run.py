@@ -55,7 +55,8 @@ def _echo_result(result: Any) -> None:
 @click.option("--data-root", type=click.Path(file_okay=False), default=None,
               help="Folder holding the benchmark in its official layout (not needed for 'sample').")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Output folder (default runs/DETECTOR-BENCHMARK): result.json, records, pr.png, predictions/, cache/.")
+              help="Output folder (default runs/DETECTOR-BENCHMARK): result.json, records, pr.png, "
+                   "predictions/, cache/.")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N (detectors that support it).")
 @click.option("--batch-size", type=int, default=1, show_default=True, help="Images per detect() call.")
 @click.option("--num-shards", type=int, default=None, help="Split the images into N contiguous shards ...")
@@ -63,9 +64,10 @@ def _echo_result(result: Any) -> None:
 @click.option("-o", "--option", "options", multiple=True, metavar="KEY=VALUE",
               help="Detector option, repeatable (e.g. -o score_threshold=0.05 -o threads=2).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option("--no-plot", is_flag=True, help="Skip the plot (saves about a second).")
 def run_command(detector: str | None, benchmark: str | None, data_root: str | None, out: Path | None, device: str,
                 batch_size: int, num_shards: int | None, shard_id: int | None, options: tuple[str, ...],
-                no_progress: bool) -> None:
+                no_progress: bool, no_plot: bool) -> None:
     """Run DETECTOR (default: yunet) on BENCHMARK (default: sample), score it and save results.
 
     Per-image detections are cached under OUT/cache, so an interrupted run resumes where it stopped.
@@ -78,10 +80,11 @@ def run_command(detector: str | None, benchmark: str | None, data_root: str | No
 
     request = RunRequest(detector=detector or DEFAULT_DETECTOR, benchmark=benchmark or DEFAULT_BENCHMARK,
                          data_root=data_root, out=out, device=device, batch_size=batch_size, num_shards=num_shards,
-                         shard_id=shard_id, options=parse_options(options), progress=not no_progress)
+                         shard_id=shard_id, options=parse_options(options), progress=not no_progress,
+                         plot=not no_plot)
     result = run(request)
     _echo_result(result)
-    if num_shards and num_shards > 1 and not isinstance(result, type(None)) and hasattr(result, "shard"):
+    if num_shards and num_shards > 1 and hasattr(result, "shard"):
         target = out or Path("runs") / f"{request.detector}-{request.benchmark}"
         click.echo(f"when every shard is done: facebench merge {target}")
 
@@ -116,9 +119,10 @@ def detectors_command(as_json: bool) -> None:
               help="Where to write the merged results (default: the first DIR).")
 @click.option("--data-root", type=click.Path(file_okay=False), default=None,
               help="Benchmark folder, when it is not where the shards saw it.")
-def merge_command(dirs: tuple[Path, ...], out: Path | None, data_root: str | None) -> None:
+@click.option("--no-plot", is_flag=True, help="Skip the plot.")
+def merge_command(dirs: tuple[Path, ...], out: Path | None, data_root: str | None, no_plot: bool) -> None:
     """Merge the shards of a run (`--num-shards/--shard-id`, one or several --out folders) and score it."""
     from facebench.run import finalize
 
-    result = finalize(out or dirs[0], list(dirs), data_root=data_root)
+    result = finalize(out or dirs[0], list(dirs), data_root=data_root, plot=not no_plot)
     _echo_result(result)

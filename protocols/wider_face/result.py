@@ -82,14 +82,15 @@ class WiderResult:
         arrays["meta"] = np.array([PROTOCOL_NAME, PROTOCOL_VERSION, self.semantics, self.ground_truth_sha256])
         np.savez_compressed(os.fspath(path), **arrays)
 
-    def plot(self, path: str | os.PathLike, label: str = "facebench", overlays: Mapping[str, Any] | None = None) -> None:
+    def plot(self, path: str | os.PathLike, label: str = "facebench", overlays: Mapping[str, Any] | None = None,
+             title: str = "WIDER FACE val") -> None:
         """PR curves, one panel per setting, as in the WIDER FACE papers (overlays: setting -> [PRCurve])."""
         from facebench.plots.pr import PRCurve, plot_pr_panels
 
         panels = {}
         for name, c in self.settings.items():
             panels[name] = [PRCurve(label, c.recall, c.precision, c.ap)] + list((overlays or {}).get(name, []))
-        plot_pr_panels(panels, path, title="WIDER FACE val")
+        plot_pr_panels(panels, path, title=title)
 
     def table(self, intervals: Mapping[str, Any] | None = None) -> str:
         """The easy/medium/hard table printed by the CLI (with 95% intervals when given)."""

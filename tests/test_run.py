@@ -1,0 +1,326 @@
+"""`facebench run` end to end on the embedded sample: results, resume after a kill, shards, torchrun, bad input."""
+
+from __future__ import annotations
+
+import filecmp
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from facebench.errors import InputError
+from facebench.run import (ImageRecord, PredictionCache, RunRequest, ShardOutcome, finalize, read_part, run,
+                           shard_bounds)
+
+REPO = Path(__file__).resolve().parent.parent
+pytest.importorskip("yuface")  # the default detector: a core dependency
+
+
+def _run(out: Path, **kw) -> object:
+    kw.setdefault("plot", False)  # drawing costs more than the inference here; the reference run draws
+    return run(RunRequest(detector=kw.pop("detector", "yunet"), out=out, progress=False, **kw))
+
+
+def _same_tree(a: Path, b: Path) -> bool:
+    cmp = filecmp.dircmp(a, b)
+    if cmp.left_only or cmp.right_only or cmp.diff_files or cmp.funny_files:
+        return False
+    _, mismatch, errors = filecmp.cmpfiles(a, b, cmp.common_files, shallow=False)
+    return not mismatch and not errors and all(_same_tree(a / d, b / d) for d in cmp.common_dirs)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> Path:
+    """One uninterrupted single-process run of the default detector on the sample."""
+    out = tmp_path_factory.mktemp("reference")
+    _run(out, plot=True)
+    return out
+
+
+def test_sample_run_writes_result_records_plot_and_predictions(reference):
+    doc = json.loads((reference / "result.json").read_text())
+    assert doc["benchmark"] == "sample" and doc["schema"] == "facebench.result/1"
+    assert set(doc["metrics"]) == {"easy", "medium", "hard"}
+    # a real pretrained detector finds the large faces of the sample
+    assert doc["metrics"]["easy"] > 0.9 and doc["metrics"]["medium"] > 0.9
+    assert 0.3 < doc["metrics"]["hard"] <= 1.0
+    det = doc["detector"]
+    assert det["name"] == "yunet" and len(det["config_hash"]) == 16 and len(det["weights_sha256"]) == 64
+    assert det["options"] == {"score_threshold": 0.0}
+    timing = doc["timing"]
+    assert timing["images_timed"] == 6 and timing["split"] == "detector-reported"
+    assert {"load", "preprocess", "forward", "postprocess", "total"} <= set(timing["ms_per_image"])
+    assert timing["peak_memory_mib"]["rss"] > 10 and timing["precision"] == "fp32"
+    assert timing["input_policy"] == "original" and timing["hardware"]["cpu_cores_available"] >= 1
+    assert doc["run"]["images"] == 6 and doc["run"]["unreadable_images"] == {"count": 0, "ids": []}
+    assert (reference / "result.records.npz").is_file() and (reference / "pr.png").stat().st_size > 1000
+    pred = reference / "predictions"
+    files = sorted(p.relative_to(pred).as_posix() for p in pred.rglob("*.txt"))
+    assert files[0] == "0--Portrait/hopper.txt" and len(files) == 6
+    lines = (reference / "predictions" / "0--Portrait" / "hopper.txt").read_text().splitlines()
+    assert lines[0] == "hopper" and int(lines[1]) == len(lines) - 2 >= 1
+    assert len(lines[2].split()) == 5
+
+
+def test_cli_main_command_prints_the_table(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "facebench", "run", "--out", str(tmp_path / "o"), "--no-progress",
+                          "--no-plot"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert out.returncode == 0, out.stderr
+    assert "easy" in out.stdout and "hard" in out.stdout and "ms/image" in out.stdout
+    assert (tmp_path / "o" / "result.json").is_file()
+
+
+def test_rerun_is_served_from_the_cache(reference, tmp_path):
+    out = tmp_path / "again"
+    shutil.copytree(reference / "cache", out / "cache")
+    result = _run(out)
+    assert _same_tree(out / "predictions", reference / "predictions")
+    part = next((out / "cache").rglob("part-*.jsonl"))
+    assert len(part.read_text().splitlines()) == 6  # nothing recomputed, nothing duplicated
+    meta = json.loads(part.with_suffix(".meta.json").read_text())
+    assert meta["from_cache"] == 6 and meta["computed"] == 0
+    assert result.metrics == json.loads((reference / "result.json").read_text())["metrics"]
+
+
+SLOW_RUN = """
+import sys, time
+sys.path.insert(0, {repo!r})
+from detectors import registry
+from detectors.third_party.yunet import YuNetDetector
+
+class SlowYuNet(YuNetDetector):
+    # same name and options as yunet, so the same cache key: a resumed plain yunet run picks it up
+    def detect(self, images):
+        time.sleep(0.5)
+        return super().detect(images)
+
+import __main__
+__main__.SlowYuNet = SlowYuNet
+registry.register("slow-yunet", "__main__:SlowYuNet", requires=())
+from facebench.cli import main
+main(["run", "slow-yunet", "sample", "--out", {out!r}, "--no-progress", "--no-plot"])
+"""
+
+
+def test_killed_run_resumes_with_nothing_lost_or_duplicated(reference, tmp_path):
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-c", SLOW_RUN.format(repo=str(REPO), out=str(out))],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 90
+    part = None
+    try:
+        while time.time() < deadline:
+            parts = list((out / "cache").rglob("part-*.jsonl")) if (out / "cache").exists() else []
+            if parts and len(parts[0].read_bytes().splitlines()) >= 2:
+                part = parts[0]
+                break
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    assert part is not None, "the slow run never cached two images"
+    done_before = part.read_bytes()
+    kept = done_before[:done_before.rfind(b"\n") + 1]
+    n_before = kept.count(b"\n")
+    assert 2 <= n_before < 6, "the run finished before it could be killed"
+    # and as if the kill had hit in the middle of a write: half a record at the end
+    with open(part, "ab") as handle:
+        handle.write(b'{"id":"1--Mosaic/hopper_mosaic_16x16","status":"ok","boxes":[[1.0,2.')
+
+    _run(out)  # resume with the plain detector (same config hash)
+    data = part.read_bytes()
+    assert data.startswith(kept)  # what the killed run cached is kept byte for byte
+    ids = [json.loads(line)["id"] for line in data.decode().splitlines()]
+    assert len(ids) == 6 == len(set(ids))  # nothing lost, nothing twice, the torn line gone
+    assert _same_tree(out / "predictions", reference / "predictions")
+    assert json.loads((out / "result.json").read_text())["metrics"] == \
+        json.loads((reference / "result.json").read_text())["metrics"]
+
+
+@pytest.mark.parametrize("num_shards", [2, 4])
+def test_shards_merge_to_the_single_process_result(reference, tmp_path, num_shards):
+    out = tmp_path / f"shards{num_shards}"
+    sizes = []
+    for shard_id in range(num_shards):
+        outcome = _run(out, num_shards=num_shards, shard_id=shard_id)
+        assert isinstance(outcome, ShardOutcome)
+        sizes.append(outcome.n_images)
+    assert sum(sizes) == 6 and max(sizes) - min(sizes) <= 1
+    assert not (out / "result.json").exists()  # shards do not score
+    result = finalize(out, plot=False)
+    assert _same_tree(out / "predictions", reference / "predictions")
+    a = json.loads((out / "result.json").read_text())
+    b = json.loads((reference / "result.json").read_text())
+    assert a["metrics"] == b["metrics"] and a["curves"] == b["curves"] and a["counts"] == b["counts"]
+    assert a["run"]["num_shards"] == num_shards and a["timing"]["peak_memory_mib"]["processes"] == num_shards
+    assert result.unreadable == []
+
+
+def test_merge_from_separate_folders(reference, tmp_path):
+    dirs = [tmp_path / "m0", tmp_path / "m1"]
+    for shard_id, out in enumerate(dirs):
+        _run(out, num_shards=2, shard_id=shard_id)
+    from facebench.cli import main
+
+    main(["merge", str(dirs[0]), str(dirs[1]), "--out", str(tmp_path / "merged"), "--no-plot"])
+    assert _same_tree(tmp_path / "merged" / "predictions", reference / "predictions")
+
+
+def test_merge_before_all_shards_are_done_names_the_gap(tmp_path):
+    out = tmp_path / "half"
+    _run(out, num_shards=3, shard_id=1)
+    with pytest.raises(InputError, match=r"4 of 6 images have no cached detections yet"):
+        finalize(out, plot=False)
+
+
+def test_torchrun_ranks_shard_and_rank0_scores(reference, tmp_path):
+    pytest.importorskip("torch.distributed")
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+           "-m", "facebench", "run", "yunet", "sample", "--out", str(out), "--no-progress", "--no-plot"]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=180,
+                          env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    parts = sorted(p.name for p in (out / "cache").rglob("part-*.jsonl"))
+    assert parts == ["part-0000-of-0002.jsonl", "part-0001-of-0002.jsonl"]
+    counts = [len(p.read_text().splitlines()) for p in sorted((out / "cache").rglob("part-*.jsonl"))]
+    assert counts == [3, 3]  # contiguous halves, no padding duplicates
+    assert _same_tree(out / "predictions", reference / "predictions")
+    assert json.loads((out / "result.json").read_text())["metrics"] == \
+        json.loads((reference / "result.json").read_text())["metrics"]
+
+
+def test_shard_bounds_are_contiguous_and_cover_everything():
+    for n in (0, 1, 5, 6, 3226):
+        for k in (1, 2, 3, 7):
+            bounds = [shard_bounds(n, k, i) for i in range(k)]
+            assert bounds[0][0] == 0 and bounds[-1][1] == n
+            assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:]))
+            sizes = [b - a for a, b in bounds]
+            assert max(sizes) - min(sizes) <= 1
+    with pytest.raises(InputError):
+        shard_bounds(10, 2, 2)
+    with pytest.raises(InputError):
+        shard_bounds(10, 0, 0)
+
+
+def test_cache_records_round_trip_exactly_in_float32(tmp_path):
+    boxes = np.array([[1.5, 2.25, 30.123456789, 40.0, 0.987654321]], dtype=np.float64)
+    record = ImageRecord("a/b", boxes, "ok", "", {"forward": 1.0})
+    back = ImageRecord.from_line(record.to_line())
+    assert back.id == "a/b" and np.array_equal(back.boxes.astype(np.float32), boxes.astype(np.float32))
+    assert ImageRecord.from_line(ImageRecord("x", np.zeros((0, 5))).to_line()).boxes.shape == (0, 5)
+    cache = PredictionCache(tmp_path, "0000-of-0001")
+    cache.open()
+    cache.append(record)
+    cache.close()
+    cache.path.write_bytes(cache.path.read_bytes() + b'{"id":"c","bo')
+    assert [r.id for r in read_part(cache.path)] == ["a/b"]
+    cache.open()  # cuts the torn line before appending
+    cache.append(ImageRecord("c", boxes))
+    cache.close()
+    assert [r.id for r in read_part(cache.path)] == ["a/b", "c"]
+
+
+def test_unreadable_images_are_skipped_warned_and_counted(tmp_path, capsys):
+    from PIL import Image
+
+    from facebench import sample
+
+    root = tmp_path / "wider"
+    shutil.copytree(sample.GROUND_TRUTH_DIR, root / "ground_truth")
+    for spec in sample.IMAGES:
+        path = root / "WIDER_val" / "images" / spec.event / f"{spec.name}.jpg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(sample.render(spec)).save(path, quality=95)
+    truncated = root / "WIDER_val/images/1--Mosaic/hopper_mosaic_4x4.jpg"
+    truncated.write_bytes(truncated.read_bytes()[:300])
+    (root / "WIDER_val/images/1--Mosaic/hopper_mosaic_8x8.jpg").write_text("not an image at all")
+    result = _run(tmp_path / "out", benchmark="widerface-val", data_root=str(root))
+    err = capsys.readouterr().err
+    assert "skipping unreadable image 1--Mosaic/hopper_mosaic_4x4" in err
+    assert "skipping unreadable image 1--Mosaic/hopper_mosaic_8x8" in err
+    doc = json.loads((tmp_path / "out" / "result.json").read_text())
+    assert doc["benchmark"] == "widerface-val"
+    assert doc["run"]["unreadable_images"] == {"count": 2, "ids": ["1--Mosaic/hopper_mosaic_4x4",
+                                                                  "1--Mosaic/hopper_mosaic_8x8"]}
+    assert result.unreadable == doc["run"]["unreadable_images"]["ids"]
+    # unreadable images are scored as images without detections: their faces count as missed, so only the
+    # 6 faces of the portraits and the 2x2 mosaic are found, all at precision 1
+    assert doc["metrics"]["easy"] == pytest.approx(6 / 22) and doc["metrics"]["medium"] == pytest.approx(6 / 86)
+
+
+def test_fddb_layout_runs_end_to_end_with_the_fddb_protocol(tmp_path):
+    pytest.importorskip("protocols.fddb")
+    from PIL import Image
+
+    from facebench import sample
+
+    root = tmp_path / "fddb"
+    (root / "FDDB-folds").mkdir(parents=True)
+    specs = list(sample.IMAGES[:4])  # the larger faces keep the raster work small
+    for fold in range(1, 11):
+        spec = specs[(fold - 1) % len(specs)]
+        entry = f"2002/07/{fold:02d}/big/img_{fold}"
+        path = root / "originalPics" / f"{entry}.jpg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(sample.render(spec)).save(path, quality=95)
+        rows = [f"{h * 0.6:.4f} {w * 0.5:.4f} 1.570796 {x + w / 2:.2f} {y + h / 2:.2f} 1"
+                for x, y, w, h in sample.face_boxes(spec)]
+        (root / "FDDB-folds" / f"FDDB-fold-{fold:02d}.txt").write_text(entry + "\n")
+        (root / "FDDB-folds" / f"FDDB-fold-{fold:02d}-ellipseList.txt").write_text(
+            "\n".join([entry, str(len(rows)), *rows]) + "\n")
+    result = _run(tmp_path / "out", benchmark="fddb", data_root=str(root))
+    pred = sorted(p.name for p in (tmp_path / "out" / "predictions").iterdir())
+    assert pred == [f"fold-{f:02d}-out.txt" for f in range(1, 11)]
+    first = (tmp_path / "out" / "predictions" / "fold-01-out.txt").read_text().splitlines()
+    assert first[0] == "2002/07/01/big/img_1" and int(first[1]) >= 1 and len(first[2].split()) == 5
+    doc = json.loads((tmp_path / "out" / "result.json").read_text())
+    assert doc["benchmark"] == "fddb" and doc["protocol"]["name"] == "fddb"
+    assert doc["counts"]["faces"] == sum(len(sample.face_boxes(specs[i % 4])) for i in range(10))
+    assert result.metrics["disc_tpr_at_1000fp"] > 0.8
+    assert (tmp_path / "out" / "fddb-DiscROC.txt").is_file()
+
+
+def test_unknown_benchmark_and_bad_arguments():
+    with pytest.raises(InputError, match=r"unknown benchmark 'widerface'\. Did you mean 'widerface-val'"):
+        _run(Path("unused"), benchmark="widerface")
+    with pytest.raises(InputError, match="needs --data-root"):
+        _run(Path("unused"), benchmark="fddb")
+    with pytest.raises(InputError, match="takes no --data-root"):
+        _run(Path("unused"), data_root=".")
+    with pytest.raises(InputError, match="--batch-size must be >= 1"):
+        _run(Path("unused"), batch_size=0)
+    with pytest.raises(InputError, match=r"--shard-id must be in 0\.\.1"):
+        _run(Path("unused"), num_shards=2, shard_id=5)
+    with pytest.raises(InputError, match="unknown detector 'yunt'"):
+        _run(Path("unused"), detector="yunt")
+
+
+@pytest.mark.parametrize("name, layout", [("widerface-val", "WIDER_val/images"), ("afw", "annotations/"),
+                                          ("pascal", "annotations/"), ("fddb", "FDDB-folds")])
+def test_incomplete_layouts_say_what_is_missing(tmp_path, name, layout):
+    from facebench.datasets import get_benchmark
+
+    with pytest.raises(InputError) as err:
+        bench = get_benchmark(name, tmp_path)
+        bench.images()
+    assert layout in str(err.value) and "\n" not in str(err.value)
+
+
+def test_cli_errors_are_one_line_exit_2(tmp_path):
+    for args, text in ((["run", "retinaface"], "Did you mean"), (["run", "yunet", "fdb"], "Did you mean 'fddb'"),
+                       (["run", "-o", "nonsense"], "KEY=VALUE"), (["merge", str(tmp_path)], "no run manifest")):
+        proc = subprocess.run([sys.executable, "-m", "facebench", *args], cwd=tmp_path, capture_output=True,
+                              text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(REPO)})
+        assert proc.returncode == 2, (args, proc.stderr)
+        assert text in proc.stderr and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr

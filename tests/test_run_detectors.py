@@ -1,0 +1,193 @@
+"""The real pretrained detectors on the real benchmark images in shared/data/*/images_sample, against their
+ground truth; and `facebench run` through the real WIDER FACE and face-eval protocols on those images."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from detectors import registry
+from facebench.datasets import ImageRef, PascalFace, WiderFaceVal, read_rgb
+from facebench.run import RunRequest, run
+from tests.conftest import require
+
+# (detector, minimum recall of faces >= 40 px high, whether it runs on every WIDER sample image)
+DETECTORS = [
+    ("yunet", 0.9, True),
+    ("retinaface-mobilenet0.25", 0.9, False),
+    ("centerface", 0.9, False),
+    ("mtcnn", 0.8, False),
+    ("haar", 0.4, False),  # Viola-Jones misses profile, small and tilted faces: it is the weak baseline
+]
+# a few WIDER images for the slower detectors (a face-count spread, small files)
+WIDER_SUBSET = ("9_Press_Conference_Press_Conference_9_183", "26_Soldier_Drilling_Soldiers_Drilling_26_143")
+IOU = {"wider": 0.5, "fddb": 0.3, "pascal": 0.4}  # FDDB ellipses and PASCAL boxes are drawn looser
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Continuous IoU of corner boxes a [N,4] and b [M,4]."""
+    iw = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
+    ih = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
+    inter = iw * ih
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
+
+
+def ellipse_bounds(ra: float, rb: float, theta: float, cx: float, cy: float) -> list[float]:
+    """Axis-aligned bounding box of an FDDB ellipse (major radius ra along angle theta)."""
+    hx = np.hypot(ra * np.cos(theta), rb * np.sin(theta))
+    hy = np.hypot(ra * np.sin(theta), rb * np.cos(theta))
+    return [cx - hx, cy - hy, cx + hx, cy + hy]
+
+
+def _wider_cases(data: Path) -> list[tuple[str, Path, np.ndarray]]:
+    from facebench.io_mat import load_mat
+    from protocols.wider_face import load_ground_truth
+
+    val = load_ground_truth(require(data / "widerface" / "ground_truth"))
+    boxes = {name: val.boxes[val.face_offsets[i]:val.face_offsets[i + 1]] for i, (_, name) in enumerate(val.images)}
+    train_file = data / "widerface" / "wider_face_split" / "wider_face_train.mat"
+    train = {}
+    if train_file.is_file():
+        mat = load_mat(train_file)
+        for names, rows in zip(mat["file_list"].ravel(), mat["face_bbx_list"].ravel()):
+            for name, b in zip(np.asarray(names).ravel(), np.asarray(rows).ravel()):
+                train[str(np.asarray(name).ravel()[0])] = np.asarray(b, dtype=float).reshape(-1, 4)
+    cases = []
+    for path in sorted((data / "widerface" / "images_sample").glob("WIDER_*/images/*/*.jpg")):
+        name = path.stem
+        # the val folder of images_sample holds one image that is in the train split; look in both
+        found = boxes.get(name) if "WIDER_val" in path.parts else None
+        found = train.get(name) if found is None else found
+        if found is None:
+            continue
+        xyxy = np.asarray(found, dtype=float).copy()
+        xyxy[:, 2:] += xyxy[:, :2]
+        cases.append((name, path, xyxy))
+    return cases
+
+
+def _fddb_cases(data: Path) -> list[tuple[str, Path, np.ndarray]]:
+    ellipses: dict[str, np.ndarray] = {}
+    for path in sorted(require(data / "fddb" / "FDDB-folds").glob("FDDB-fold-*-ellipseList.txt")):
+        lines = path.read_text().splitlines()
+        k = 0
+        while k < len(lines) and lines[k].strip():
+            name, n = lines[k].strip(), int(lines[k + 1])
+            rows = [ellipse_bounds(*map(float, lines[k + 2 + j].split()[:5])) for j in range(n)]
+            ellipses[name] = np.asarray(rows)
+            k += 2 + n
+    root = data / "fddb" / "images_sample" / "originalPics"
+    entries = [(p.relative_to(root).with_suffix("").as_posix(), p) for p in sorted(root.rglob("*.jpg"))]
+    return [(entry, path, ellipses[entry]) for entry, path in entries]
+
+
+def _pascal_cases(data: Path) -> list[tuple[str, Path, np.ndarray]]:
+    from protocols.face_eval import load_ground_truth
+
+    gt = load_ground_truth("pascal", require(data / "pascal" / "annotations" /
+                                             "Annotations_Face_PASCALLayout_large_fixed.mat"))
+    cases = []
+    for path in sorted((data / "pascal" / "images_sample").glob("*.jpg")):
+        i = gt.key_to_index[path.stem]
+        rows = slice(gt.offsets[i], gt.offsets[i + 1])
+        cases.append((path.stem, path, gt.boxes[rows][~gt.ignored[rows]]))
+    return cases
+
+
+@pytest.fixture(scope="module")
+def cases(shared_data) -> dict[str, list]:
+    """(name, image path, GT corner boxes) per dataset, from the real sample images."""
+    return {"wider": _wider_cases(shared_data), "fddb": _fddb_cases(shared_data), "pascal": _pascal_cases(shared_data)}
+
+
+def _skip_unless_installed(name: str) -> None:
+    missing = registry.get_entry(name).missing()
+    if missing:
+        pytest.skip(f"{name} needs {missing[0].package} ({missing[0].hint()})")
+
+
+@pytest.mark.parametrize("name, min_recall, all_wider", DETECTORS)
+def test_pretrained_detector_finds_the_faces_of_real_benchmark_images(cases, name, min_recall, all_wider):
+    _skip_unless_installed(name)
+    detector = registry.create(name, threads=2)
+    found = {}
+    for dataset, items in cases.items():
+        for image_name, path, gt in items:
+            if dataset == "wider" and not all_wider and image_name not in WIDER_SUBSET:
+                continue
+            dets = detector.detect([read_rgb(path)])[0]
+            assert dets.dtype == np.float32 and dets.ndim == 2 and dets.shape[1] == 5
+            assert np.isfinite(dets).all() and (dets[:, 2] >= dets[:, 0]).all() and (dets[:, 3] >= dets[:, 1]).all()
+            big = (gt[:, 3] - gt[:, 1]) >= 40
+            hit = iou_matrix(gt, dets[:, :4]).max(axis=1) >= IOU[dataset] if len(dets) else np.zeros(len(gt), bool)
+            counts = found.setdefault(dataset, [0, 0])
+            counts[0] += int(hit[big].sum())
+            counts[1] += int(big.sum())
+    hits, total = np.sum(list(found.values()), axis=0)
+    assert total >= 12, found
+    assert hits / total >= min_recall, f"{name}: recall of large faces {hits}/{total} per dataset {found}"
+    timing = detector.last_timing
+    assert set(timing) == {"preprocess", "forward", "postprocess"} and timing["forward"] > 0
+
+
+def test_low_score_threshold_gives_a_curve(cases):
+    """Benchmark settings keep low-scoring boxes (the protocols need the whole PR curve)."""
+    _skip_unless_installed("retinaface-mobilenet0.25")
+    detector = registry.create("retinaface-mobilenet0.25", threads=2)
+    crowded = [c for c in cases["wider"] if c[0] == "12_Group_Group_12_Group_Group_12_217"] or cases["wider"]
+    path = crowded[0][1]
+    dets = detector.detect([read_rgb(path)])[0]
+    assert dets[:, 4].min() < 0.1 and dets[:, 4].max() > 0.9
+    strict = registry.create("retinaface-mobilenet0.25", threads=2, score_threshold=0.9).detect([read_rgb(path)])[0]
+    assert len(strict) < len(dets)
+
+
+class _PresentWider(WiderFaceVal):
+    """WIDER val restricted to the images that are on disk (the shared sample holds a handful)."""
+
+    def images(self) -> list[ImageRef]:
+        return [ImageRef(f"{e}/{n}", self._image_path(e, n)) for e, n in self.ground_truth.images
+                if self._image_path(e, n).is_file()]
+
+
+class _PresentPascal(PascalFace):
+    def images(self) -> list[ImageRef]:
+        gt = self.ground_truth
+        refs = [ImageRef(k, self._image_path(n, k)) for n, k in zip(gt.image_names, gt.image_keys)]
+        return [r for r in refs if r.path.is_file()]
+
+
+def test_run_scores_real_wider_images_with_the_official_protocol(shared_data, tmp_path):
+    bench = _PresentWider(gt_dir=require(shared_data / "widerface" / "ground_truth"),
+                          images_dir=shared_data / "widerface" / "images_sample" / "WIDER_val" / "images")
+    present = bench.images()
+    assert 1 <= len(present) < 10
+    result = run(RunRequest(detector="yunet", bench=bench, out=tmp_path, progress=False, plot=False))
+    doc = json.loads((tmp_path / "result.json").read_text())
+    assert doc["protocol"]["name"] == "wider_face" and doc["counts"]["images"] == 3226
+    assert doc["run"]["images"] == len(present)
+    curve = result.document["curves"]["hard"]
+    faces = doc["counts"]["faces"]["hard"]
+    # the sample images' faces are found: their true positives show up in the official full-val curve
+    tp = round(max(r for r in curve["recall"] if r is not None) * faces)
+    assert tp >= 7
+    assert len(list((tmp_path / "predictions").rglob("*.txt"))) == 3226
+
+
+def test_run_scores_real_pascal_images_with_face_eval(shared_data, tmp_path):
+    bench = _PresentPascal(annotations=require(shared_data / "pascal" / "annotations" /
+                                               "Annotations_Face_PASCALLayout_large_fixed.mat"),
+                           images_dir=shared_data / "pascal" / "images_sample")
+    assert len(bench.images()) == 5
+    result = run(RunRequest(detector="yunet", bench=bench, out=tmp_path, progress=False, plot=False))
+    lines = (tmp_path / "predictions" / "pascal_dets.txt").read_text().splitlines()
+    assert lines and all(len(line.split()) == 6 for line in lines)
+    doc = json.loads((tmp_path / "result.json").read_text())
+    assert doc["protocol"]["name"] == "face-eval" and doc["benchmark"] == "pascal"
+    assert result.document["detector"]["name"] == "yunet"
+    assert doc["metrics"]["n_tp"] >= 5 and doc["metrics"]["n_positives"] > 1000
