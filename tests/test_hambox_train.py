@@ -48,7 +48,8 @@ def square_data(tmp_path_factory):
 def tiny_config(model=None, data=None, optim=None, train_section=None, recipe="smoke", name="tiny"):
     return parse_train_config({
         "schema": "facebench.hambox.train/1", "name": name, "recipe": recipe,
-        "model": {"preset": "tiny", **(model or {})},
+        # FrozenBN as in the paper recipe (the tiny preset's live BN would make running stats depend on layout)
+        "model": {"preset": "tiny", "backbone_norm": "frozen", **(model or {})},
         "data": {"crop_size": 64, "das_anchor_scales": [8, 16, 32], "num_workers": 0, **(data or {})},
         "optim": {"lr": 0.02, "warmup_iters": 2, "lr_steps": [5], **(optim or {})},
         "train": {"max_iters": 6, "images_per_gpu": 2, "total_batch": 2, "log_every": 1, "checkpoint_every": 3,
@@ -66,8 +67,8 @@ def model_params(checkpoint):
 
 def assert_same_params(a, b):
     assert a.keys() == b.keys()
-    worst = max(float((a[k].float() - b[k].float()).abs().max()) for k in a if a[k].numel())
-    assert worst <= 1e-6, f"parameters differ by {worst}"
+    worst, key = max((float((a[k].float() - b[k].float()).abs().max()), k) for k in a if a[k].numel())
+    assert worst <= 1e-6, f"parameters differ by {worst} ({key})"
 
 
 # ---------------------------------------------------------------- pure pieces
@@ -96,7 +97,7 @@ def test_batch_layout_and_comparability():
 def test_no_weight_decay_on_biases_and_frozen_layers_excluded():
     from detectors.hambox.model import HAMBox, HAMBoxConfig
 
-    model = HAMBox(HAMBoxConfig.preset("tiny"))
+    model = HAMBox(HAMBoxConfig.preset("tiny", backbone_norm="frozen"))
     decay, no_decay = parameter_groups(model, 5e-5, False)
     assert all(p.ndim > 1 for p in decay["params"]) and all(p.ndim <= 1 for p in no_decay["params"])
     assert no_decay["weight_decay"] == 0.0
@@ -174,9 +175,11 @@ def test_killed_run_resumes_to_the_uninterrupted_state(tiny_data, tmp_path):
     start = load_train_state(last)["iteration"]
     assert 4 <= start <= 14
     resumed = run(config, out, tiny_data, resume=True, max_iters=start + 2)
-    full = run(config, tmp_path / "full", tiny_data)
+    run(config, tmp_path / "full", tiny_data, max_iters=start + 2)  # the schedule does not depend on max_iters
     reference = tmp_path / "full" / "checkpoints" / f"ckpt_{start + 2:07d}.pt"
     assert_same_params(model_params(reference), model_params(resumed.checkpoint))
+    logged = [json.loads(line)["iteration"] for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert logged == list(range(1, start + 3))  # records the kill left past the checkpoint are dropped
 
 
 def test_resume_with_another_config_is_refused(tiny_data, tmp_path):
@@ -204,7 +207,7 @@ def test_weights_hash_is_recorded_and_scratch_runs_are_labelled(tiny_data, tmp_p
     from facebench.results import sha256_files
 
     weights = tmp_path / "tiny_backbone.pth"
-    torch.save(HAMBox(HAMBoxConfig.preset("tiny")).backbone.state_dict(), weights)
+    torch.save(HAMBox(HAMBoxConfig.preset("tiny", backbone_norm="frozen")).backbone.state_dict(), weights)
     config = tiny_config(recipe="paper", train_section={"max_iters": 1})
     result = run(config, tmp_path / "w", tiny_data, from_scratch=False, backbone_weights=weights)
     state = load_train_state(result.checkpoint)
@@ -220,7 +223,7 @@ def test_weights_hash_is_recorded_and_scratch_runs_are_labelled(tiny_data, tmp_p
 
     bad = tmp_path / "bad.pth"
     torch.save({"conv1.weight": torch.zeros(1)}, bad)
-    with pytest.raises(InputError, match="bn1"):
+    with pytest.raises(InputError, match="conv1.weight"):
         run(config, tmp_path / "b", tiny_data, from_scratch=False, backbone_weights=bad)
 
 
@@ -264,8 +267,10 @@ def test_two_process_gloo_ddp_matches_one_process_accumulating(tiny_data, tmp_pa
 
     config = tiny_config(train_section={"max_iters": 2, "images_per_gpu": 1, "total_batch": 2,
                                         "checkpoint_every": 2})
-    mp.spawn(_ddp_worker, args=(2, str(tmp_path / "pg"), config.to_dict(), str(tiny_data), str(tmp_path / "ddp")),
-             nprocs=2, join=True)
+    # fork (Linux) skips re-importing torch in the children; spawn elsewhere
+    method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+    mp.start_processes(_ddp_worker, args=(2, str(tmp_path / "pg"), config.to_dict(), str(tiny_data),
+                                          str(tmp_path / "ddp")), nprocs=2, join=True, start_method=method)
     single = run(config, tmp_path / "one", tiny_data)  # world 1: accumulates 2 micro-batches of 1
     ddp_ckpt = latest_checkpoint(tmp_path / "ddp")
     assert load_train_state(ddp_ckpt)["world_size"] == 2 and len(load_train_state(ddp_ckpt)["rng"]) == 2
@@ -273,3 +278,17 @@ def test_two_process_gloo_ddp_matches_one_process_accumulating(tiny_data, tmp_pa
     ddp_log = [json.loads(line) for line in (tmp_path / "ddp" / "train_log.jsonl").read_text().splitlines()]
     for a, b in zip(ddp_log, single.records):
         assert a["loss"]["total"] == pytest.approx(b["loss"]["total"], abs=1e-5)
+
+
+def test_trained_model_and_checkpoints_load_as_the_hambox_detector(tiny_data, tmp_path):
+    import numpy as np
+
+    from detectors.hambox.detector import HAMBoxDetector
+
+    result = run(tiny_config(train_section={"max_iters": 1}), tmp_path / "d", tiny_data)
+    image = np.zeros((64, 80, 3), dtype=np.uint8)
+    for path in (tmp_path / "d" / "model_final.pt", result.checkpoint):
+        detections = HAMBoxDetector(checkpoint=str(path)).detect([image])
+        assert len(detections) == 1 and detections[0].ndim == 2 and detections[0].shape[1] == 5
+    with pytest.raises(InputError, match="without training state"):
+        load_train_state(tmp_path / "d" / "model_final.pt")

@@ -583,9 +583,12 @@ def collate_detection(samples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 def make_train_loader(dataset: WiderTrainDataset, sampler: TrainBatchSampler, num_workers: int = 4,
                       pin_memory: bool = False, prefetch_factor: int = 2) -> "torch.utils.data.DataLoader":
     """A multi-worker DataLoader over `sampler`'s micro-batches (order preserved)."""
+    import torch
     from torch.utils.data import DataLoader
 
-    kwargs: dict[str, Any] = {}
+    # A private generator: creating the iterator must not draw from the global torch RNG, whose state a
+    # resumed run restores from its checkpoint (samples themselves are seeded by their draw id).
+    kwargs: dict[str, Any] = {"generator": torch.Generator().manual_seed(0)}
     if num_workers > 0:
         kwargs.update(prefetch_factor=prefetch_factor, persistent_workers=False)
     return DataLoader(dataset, batch_sampler=sampler, num_workers=num_workers, collate_fn=collate_detection,

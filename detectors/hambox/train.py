@@ -30,8 +30,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from detectors.hambox.train_config import OptimConfig, TrainConfig
 from facebench.errors import InputError
-from detectors.hambox.train_config import TrainConfig, OptimConfig
 
 CHECKPOINT_FORMAT = "facebench.hambox.trainstate/1"
 NOT_COMPARABLE = "not comparable"
@@ -236,12 +236,16 @@ def latest_checkpoint(out_dir: Path) -> Path | None:
     return path if path.is_file() else None
 
 
-def save_train_state(path: Path, state: Mapping[str, Any], keep: int = 0) -> Path:
-    """Write a checkpoint atomically, point checkpoints/latest at it, prune old ones beyond `keep`."""
+def save_train_state(path: Path, model: nn.Module, model_config: Any, extra: Mapping[str, Any], keep: int = 0) -> Path:
+    """Write a detector checkpoint carrying the training state in `extra`, point checkpoints/latest at it,
+    and prune iteration checkpoints beyond the newest `keep` + 1 (0 keeps all).
+
+    The file is the model helper's checkpoint format, so `facebench run hambox --checkpoint` reads it too.
+    """
+    from detectors.hambox.checkpoint import save_checkpoint
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(dict(state), tmp)
-    os.replace(tmp, path)
+    save_checkpoint(path, model, model_config, extra=dict(extra))
     pointer = path.parent / "latest"
     pointer_tmp = path.parent / "latest.tmp"
     pointer_tmp.write_text(path.name + "\n")
@@ -254,15 +258,16 @@ def save_train_state(path: Path, state: Mapping[str, Any], keep: int = 0) -> Pat
 
 
 def load_train_state(path: Path) -> dict[str, Any]:
-    """Read a training checkpoint (tensors and plain types only; no code is unpickled)."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise InputError(path, None, "checkpoint not found") from None
-    except Exception as exc:  # torch raises several types for corrupt files
-        raise InputError(path, None, f"cannot read checkpoint ({type(exc).__name__})") from None
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise InputError(path, None, f"not a HAMBox training checkpoint (format {CHECKPOINT_FORMAT})")
+    """The training state of a checkpoint: its `extra` plus `model` (state dict) and `model_config`."""
+    from detectors.hambox.checkpoint import load_checkpoint
+
+    checkpoint = load_checkpoint(path)
+    if checkpoint.extra.get("format") != CHECKPOINT_FORMAT:
+        raise InputError(path, None, "a HAMBox model without training state (optimizer, iteration): "
+                                     "cannot resume from it")
+    state = dict(checkpoint.extra)
+    state["model"] = checkpoint.state_dict
+    state["model_config"] = checkpoint.config.to_dict()
     return state
 
 
@@ -299,6 +304,7 @@ class RunOptions:
     max_iters: int | None = None
     device: str | None = None
     num_workers: int | None = None
+    allow_missing_images: bool = False
     echo: Callable[[str], None] = print
 
 
@@ -319,6 +325,38 @@ def _weights_path(options: RunOptions) -> Path | None:
         return Path(options.backbone_weights)
     env = os.environ.get(WEIGHTS_ENV)
     return Path(env) if env else None
+
+
+def truncate_log(path: Path, iteration: int) -> None:
+    """Drop log records after `iteration` (written by a killed run past its last checkpoint)."""
+    if not path.is_file():
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line).get("iteration", 0) <= iteration:
+                kept.append(line)
+        except json.JSONDecodeError:
+            continue  # a line cut by the kill
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(line + "\n" for line in kept))
+    os.replace(tmp, path)
+
+
+def present_images(records: Sequence[Any], image_root: Path, allow_missing: bool,
+                   echo: Callable[[str], None]) -> list[Any]:
+    """Records whose image file exists; a missing one is an error unless `allow_missing` (checked up front)."""
+    present = [r for r in records if (image_root / r.name).is_file()]
+    missing = len(records) - len(present)
+    if missing and not allow_missing:
+        first = next(r for r in records if not (image_root / r.name).is_file())
+        raise InputError(image_root / first.name, None, f"training image not found ({missing} of {len(records)} "
+                                                        "listed images are missing; --allow-missing-images trains "
+                                                        "on the present ones)")
+    if missing:
+        echo(f"warning: {missing} of {len(records)} listed images are missing under {image_root}; "
+             f"training on the {len(present)} present")
+    return present
 
 
 def check_weights_policy(config: TrainConfig, weights: Path | None, from_scratch: bool) -> None:
@@ -352,7 +390,10 @@ def estimate_nams_n_for(model: nn.Module, dataset: "WiderTrainDataset", crops: i
             boxes.append(torch.from_numpy(drawn[1]))
     anchors = model.anchors_for((aug.crop_size, aug.crop_size))
     mean = matching.mean_matches_per_face(boxes, anchors, threshold)
-    return matching.estimate_nams_n(boxes, anchors, threshold), mean
+    if mean != mean:
+        raise InputError(dataset.image_root, None, "cannot measure NAMS N: no face survived augmentation")
+    # Same rule as matching.estimate_nams_n (spec §4.3: N = round(mean), at least 1), without a second pass.
+    return max(1, int(math.floor(mean + 0.5))), mean
 
 
 def _amp_context(device: torch.device, amp: str):
@@ -442,6 +483,7 @@ def train(options: RunOptions, ctx: DistContext | None = None) -> TrainResult:
     # -- data ---------------------------------------------------------------------------------------
     gt_path, image_root = resolve_wider_train(options.data_root, options.gt, options.images)
     records, gt_file = read_wider_split(gt_path, "train")
+    records = present_images(records, image_root, options.allow_missing_images, echo)
     aug = config.augment_config()
     dataset = WiderTrainDataset(records, image_root, aug, seed=config.train.seed)
 
@@ -510,9 +552,15 @@ def train(options: RunOptions, ctx: DistContext | None = None) -> TrainResult:
         "train_images": len(dataset), "git_commit": git_commit(), "torch": torch.__version__,
         "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
+    if state is not None:
+        run_info["resumed_from"] = str(resume_path)
+        run_info["resumed_at_iteration"] = start
+    log_path = out_dir / "train_log.jsonl"
     if ctx.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "run.json").write_text(json.dumps(_jsonable(run_info), indent=1) + "\n")
+        if state is not None:
+            truncate_log(log_path, start)
     echo(f"[{config.name}] {label}")
     echo(f"[{config.name}] {len(dataset)} images, {ctx.world_size} process(es) x {config.train.images_per_gpu} "
          f"images x {accumulation} micro-batches = {run_info['global_batch']} per step, device {ctx.device}, "
@@ -524,7 +572,6 @@ def train(options: RunOptions, ctx: DistContext | None = None) -> TrainResult:
     loader = make_train_loader(dataset, sampler, num_workers=workers, pin_memory=ctx.device.type == "cuda")
     batches = iter(loader)
 
-    log_path = out_dir / "train_log.jsonl"
     writer = _tensorboard(out_dir / "tensorboard") if ctx.is_main else None
     records: list[dict[str, Any]] = []
     last_checkpoint: Path | None = None
@@ -600,7 +647,7 @@ def train(options: RunOptions, ctx: DistContext | None = None) -> TrainResult:
                                 f" hq-unmatched {step_stats.get('high_quality_unmatched_fraction', float('nan')):.3f}")
                     terms = " ".join(f"{k} {v:.4f}" for k, v in record["loss"].items() if k != "total")
                     echo(f"it {done}/{max_iters} lr {lr:.5f} loss {record['loss'].get('total', float('nan')):.4f} "
-                         f"({terms}){stat} | {record['images_per_s']:.1f} img/s data {data_time:.2f}s{mem}"
+                         f"({terms}){stat} | {record['images_per_s']:.3g} img/s data {data_time:.2f}s{mem}"
                          + ("" if comparable else f" [{NOT_COMPARABLE}]"))
                     if writer is not None:
                         for key, value in record["loss"].items():
@@ -618,9 +665,14 @@ def train(options: RunOptions, ctx: DistContext | None = None) -> TrainResult:
         if writer is not None:
             writer.close()
         del batches
-    final = _export_model(out_dir, model, model_config, run_info, ctx) if ctx.is_main else None
-    if final is not None:
-        echo(f"[{config.name}] model for `facebench run hambox`: {final}")
+    if ctx.is_main:
+        final = _export_model(out_dir, model, model_config, run_info)
+        echo(f"[{config.name}] model for `facebench run hambox --checkpoint`: {final}")
+    if ctx.owns_group:
+        import torch.distributed as dist
+
+        dist.barrier()
+        dist.destroy_process_group()
     return TrainResult(max_iters, out_dir, records, last_checkpoint, comparable, reasons)
 
 
@@ -635,46 +687,41 @@ def _save(out_dir: Path, iteration: int, model: nn.Module, optimizer, scaler, us
         dist.all_gather_object(states, rng_state())
     if not ctx.is_main:
         return None
-    payload = {
-        "format": CHECKPOINT_FORMAT, "iteration": iteration, "model": model.state_dict(),
+    extra = {
+        "format": CHECKPOINT_FORMAT, "iteration": iteration,
         "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict() if use_scaler else None,
         "schedule": {"lr_steps": list(config.optim.lr_steps), "lr_gamma": config.optim.lr_gamma,
                      "warmup_iters": config.optim.warmup_iters, "base_lr": config.optim.lr},
         "rng": states, "world_size": ctx.world_size, "train_config": config.to_dict(),
-        "model_config": model_config.to_dict(), "nams_n": model_config.nams_n,
-        "backbone_weights": run_info["backbone_weights"], "backbone_weights_sha256": run_info["backbone_weights_sha256"],
-        "comparable": run_info["comparable"], "label": run_info["label"],
-        "normalization": model_config.normalization(),
+        "nams_n": model_config.nams_n, **_metadata(run_info),
     }
-    payload = _jsonable_payload(payload)
-    return save_train_state(checkpoint_dir(out_dir) / f"ckpt_{iteration:07d}.pt", payload, keep)
+    return save_train_state(checkpoint_dir(out_dir) / f"ckpt_{iteration:07d}.pt", model, model_config,
+                            _jsonable_payload(extra), keep)
+
+
+def _metadata(run_info: Mapping[str, Any]) -> dict[str, Any]:
+    return {"backbone_weights": run_info["backbone_weights"],
+            "backbone_weights_sha256": run_info["backbone_weights_sha256"],
+            "comparable": run_info["comparable"], "label": run_info["label"],
+            "train_config_name": run_info["config_name"], "max_iters": run_info["max_iters"],
+            "global_batch": run_info["global_batch"]}
 
 
 def _jsonable_payload(value: Any) -> Any:
     """Tuples -> lists, so the payload holds only weights_only-loadable types."""
     if isinstance(value, dict):
         return {k: _jsonable_payload(v) for k, v in value.items()}
-    if isinstance(value, tuple):
-        return [_jsonable_payload(v) for v in value]
-    if isinstance(value, list):
+    if isinstance(value, (tuple, list)):
         return [_jsonable_payload(v) for v in value]
     return value
 
 
-def _export_model(out_dir: Path, model: nn.Module, model_config, run_info: Mapping[str, Any],
-                  ctx: DistContext) -> Path | None:
-    """Write the trained detector for `facebench run hambox --checkpoint` (the model helper's format)."""
-    try:
-        from detectors.hambox.checkpoint import save_checkpoint
-    except ImportError:
-        return None
+def _export_model(out_dir: Path, model: nn.Module, model_config, run_info: Mapping[str, Any]) -> Path:
+    """The trained detector without optimiser state, for `facebench run hambox --checkpoint`."""
+    from detectors.hambox.checkpoint import save_checkpoint
+
     path = out_dir / "model_final.pt"
-    metadata = {"backbone_weights_sha256": run_info["backbone_weights_sha256"], "comparable": run_info["comparable"],
-                "label": run_info["label"], "train_config": run_info["config_name"], "max_iters": run_info["max_iters"]}
-    try:
-        save_checkpoint(path, model, metadata=metadata)
-    except TypeError:
-        save_checkpoint(path, model)
+    save_checkpoint(path, model, model_config, extra=_jsonable_payload(_metadata(run_info)))
     return path
 
 

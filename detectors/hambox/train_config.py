@@ -211,6 +211,9 @@ def _check_values(config: TrainConfig, fail) -> None:
         fail("optim", "optim: lr > 0, 0 <= momentum < 1, weight_decay >= 0, 0 < lr_gamma <= 1 required")
     if list(o.lr_steps) != sorted(o.lr_steps) or any(s <= 0 for s in o.lr_steps):
         fail("lr_steps", "'optim.lr_steps' must be increasing positive iterations")
+    if o.grad_clip_norm is not None and (isinstance(o.grad_clip_norm, bool)
+                                         or not isinstance(o.grad_clip_norm, (int, float)) or o.grad_clip_norm <= 0):
+        fail("grad_clip_norm", "'optim.grad_clip_norm' must be null or a positive number")
     if o.warmup_iters < 0 or not 0 < o.warmup_start_factor <= 1:
         fail("warmup_iters", "warm-up needs warmup_iters >= 0 and 0 < warmup_start_factor <= 1")
     if t.max_iters < 1 or t.images_per_gpu < 1 or t.total_batch < t.images_per_gpu:

@@ -31,10 +31,12 @@ import click
               help="Stop after this many iterations (the schedule is unchanged; labelled 'not comparable').")
 @click.option("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available; torchrun: LOCAL_RANK).")
 @click.option("--num-workers", type=click.IntRange(min=0), default=None, help="DataLoader workers per process.")
+@click.option("--allow-missing-images", is_flag=True,
+              help="Train on the listed images that exist (e.g. the WIDER sample images) instead of failing.")
 def train_command(config: str, data_root: Path | None, gt: Path | None, images: Path | None,
                   backbone_weights: Path | None, weights_preset: str | None, out_dir: Path | None, resume: bool,
                   resume_from: Path | None, from_scratch: bool, max_iters: int | None, device: str | None,
-                  num_workers: int | None) -> None:
+                  num_workers: int | None, allow_missing_images: bool) -> None:
     """Train HAMBox with CONFIG (a JSON file or a bundled name such as t4_hambox); torchrun for many GPUs."""
     from detectors.hambox.train import RunOptions, main_echo, train
     from detectors.hambox.train_config import load_train_config
@@ -45,7 +47,8 @@ def train_command(config: str, data_root: Path | None, gt: Path | None, images: 
     options = RunOptions(config=cfg, out_dir=out_dir or Path("runs") / cfg.name, data_root=data_root, gt=gt,
                          images=images, backbone_weights=backbone_weights, from_scratch=from_scratch,
                          resume=resume or resume_from is not None, resume_from=resume_from, max_iters=max_iters,
-                         device=device, num_workers=num_workers, echo=main_echo)
+                         device=device, num_workers=num_workers, allow_missing_images=allow_missing_images,
+                         echo=main_echo)
     result = train(options)
     if result.checkpoint is not None:
         main_echo(f"[{cfg.name}] finished at iteration {result.iteration}; checkpoint {result.checkpoint}")
