@@ -116,7 +116,9 @@ class HAMBoxDetector(Detector):
         h, w = image.shape[:2]
         if h < 1 or w < 1:
             return empty_detections()
-        x = torch.from_numpy(np.ascontiguousarray(image)).to(self.device).permute(2, 0, 1)[None]
+        if not (image.flags.writeable and image.flags.c_contiguous):
+            image = np.array(image)
+        x = torch.from_numpy(image).to(self.device).permute(2, 0, 1)[None]
         x = self.model.normalize(x)
         if self.fp16:
             x = x.half()

@@ -12,7 +12,7 @@ Public API:
   pre_nms_top_k=5000, nms_threshold=0.3, max_detections=750) -> [N, 5] (x1, y1, x2, y2, score)`
 - `box_vote(dets [N, 5] numpy, threshold=0.3, drop_singletons=True, max_detections=750) -> [M, 5]`
 - `get_shrink(height, width, pixel_budget=678*1024*4) -> (shrink, max_shrink)`
-- `TestPass(scale, flip, keep)` and `multi_scale_plan(height, width, pixel_budget) -> list[TestPass]`
+- `ScalePass(scale, flip, keep)` and `multi_scale_plan(height, width, pixel_budget) -> list[ScalePass]`
 - `filter_by_size(dets, keep) -> dets` ("all" | "big": longer side > 30 | "small": shorter side < 100;
   sides with +1 as in the reference)
 - `multi_scale_detect(detect_at_scale, image_hw, pixel_budget, vote_threshold, drop_singletons,
@@ -172,7 +172,7 @@ def get_shrink(height: int, width: int, pixel_budget: float = 678 * 1024 * 4) ->
 
 
 @dataclass(frozen=True)
-class TestPass:
+class ScalePass:
     """One forward pass of the multi-scale test: scale, horizontal flip, size filter."""
 
     scale: float
@@ -180,12 +180,12 @@ class TestPass:
     keep: str = "all"  # "all" | "big" (longer side > 30) | "small" (shorter side < 100)
 
 
-def multi_scale_plan(height: int, width: int, pixel_budget: float = 678 * 1024 * 4) -> list[TestPass]:
+def multi_scale_plan(height: int, width: int, pixel_budget: float = 678 * 1024 * 4) -> list[ScalePass]:
     """The passes of spec §7 for an image of the given size, in the reference's order."""
     shrink, max_shrink = get_shrink(height, width, pixel_budget)
-    passes = [TestPass(shrink), TestPass(shrink, flip=True)]
+    passes = [ScalePass(shrink), ScalePass(shrink, flip=True)]
     st = 0.5 if max_shrink >= 0.75 else 0.5 * max_shrink
-    passes.append(TestPass(st, keep="big"))
+    passes.append(ScalePass(st, keep="big"))
     enlarged = []
     bt = min(2.0, max_shrink) if max_shrink > 1 else (st + max_shrink) / 2
     enlarged.append(bt)
@@ -196,11 +196,11 @@ def multi_scale_plan(height: int, width: int, pixel_budget: float = 678 * 1024 *
             bt *= 2
         enlarged.append(max_shrink)
     keep = "small" if bt > 1 else "big"
-    passes += [TestPass(scale, keep=keep) for scale in enlarged]
-    passes.append(TestPass(0.25, keep="big"))
+    passes += [ScalePass(scale, keep=keep) for scale in enlarged]
+    passes.append(ScalePass(0.25, keep="big"))
     for scale in (0.75, 1.25, 1.5, 1.75):
         if scale <= max_shrink:
-            passes.append(TestPass(scale, keep="small" if scale > 1 else "big"))
+            passes.append(ScalePass(scale, keep="small" if scale > 1 else "big"))
     return passes
 
 

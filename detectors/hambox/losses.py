@@ -11,7 +11,8 @@ Public API:
   torch.distributed is initialised).
 - `plain_detection_loss(...) -> dict(cls, loc, num_pos)` (spec §5.1; also OAM without RAL and PA)
 - `ral_detection_loss(...) -> dict(cls, loc, num_norm, num_com, num_ignored)` (spec §5.2-5.3)
-All loss terms are batch sums divided by batch-total normalisers (clamped as the spec says).
+All loss terms are batch sums divided by batch-total normalisers (clamped as the spec says),
+computed in fp32 whatever the input dtype.
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ def plain_detection_loss(cls_logits: Tensor, box_deltas: Tensor, positive: Tenso
                          alpha: float = 0.25, gamma: float = 2.0, beta: float = 1.0,
                          valid: Tensor | None = None, across_gpus: bool = False) -> dict[str, Tensor]:
     """Focal loss over all (valid) anchors and smooth-L1 over positives, both / max(1, N_pos)."""
+    # fp32 sums: under autocast an fp16 sum over ~10^6 anchors can overflow
+    cls_logits, box_deltas = cls_logits.float(), box_deltas.float()
     positive = positive.to(torch.bool)
     if valid is None:
         valid = torch.ones_like(positive)
@@ -76,6 +79,7 @@ def ral_detection_loss(cls_logits: Tensor, box_deltas: Tensor, first_positive: T
     first-step negatives with F < high_quality (/ N_norm, N_norm = first-step positives, >= 1);
     first-step negatives with F >= high_quality outside psi are ignored.
     """
+    cls_logits, box_deltas = cls_logits.float(), box_deltas.float()
     first_positive = first_positive.to(torch.bool)
     compensated = compensated.to(torch.bool) & ~first_positive
     quality = quality.detach().to(cls_logits.dtype)

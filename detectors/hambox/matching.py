@@ -81,9 +81,18 @@ def _best_face(iou: Tensor, gt_valid: Tensor) -> tuple[Tensor, Tensor]:
     if g == 0:
         return (torch.full((b, a), -1.0, dtype=iou.dtype, device=iou.device),
                 torch.full((b, a), -1, dtype=torch.long, device=iou.device))
-    masked = torch.where(gt_valid[:, :, None], iou, torch.full_like(iou, -1.0))
+    masked = iou if bool(gt_valid.all()) else torch.where(gt_valid[:, :, None], iou, torch.full_like(iou, -1.0))
     # torch.max over a dim returns the first maximal index: ties go to the lowest face index
     return masked.max(dim=1)
+
+
+def _best_value(iou: Tensor, gt_valid: Tensor) -> Tensor:
+    """Per anchor: highest IoU over valid faces [B, A], 0 when there is none."""
+    b, g, a = iou.shape
+    if g == 0:
+        return torch.zeros((b, a), dtype=iou.dtype, device=iou.device)
+    masked = iou if bool(gt_valid.all()) else torch.where(gt_valid[:, :, None], iou, torch.zeros_like(iou))
+    return masked.amax(dim=1).clamp(min=0)
 
 
 def count_matches(assigned: Tensor, num_faces: int) -> Tensor:
@@ -237,8 +246,7 @@ def _oam(iou: Tensor, pred_iou: Tensor, gt_valid: Tensor, threshold: float, k: i
         claimed = sequential_compensation(pred_iou[i], pred_iou[i] > t, need, first[i] < 0)
         out[i] = torch.where(claimed >= 0, claimed, out[i])
     compensated = (out >= 0) & (first < 0)
-    quality, _ = _best_face(pred_iou, gt_valid)
-    quality = quality.clamp(min=0)
+    quality = _best_value(pred_iou, gt_valid)
     own = torch.gather(pred_iou, 1, out.clamp(min=0)[:, None, :]).squeeze(1) if iou.shape[1] else quality
     quality = torch.where(compensated, own, quality)
     return out, compensated, quality

@@ -4,7 +4,9 @@
 P2-P7, anchors 0.68 x {16..512}, deep head + SSH + pyramid anchors, SMS + OAM (K=3, T=0.8) +
 RAL. Every [choice] of the spec is a field with the spec's default. `PRESETS` holds the
 ablation rows (baseline, sms, dms, nams, zcc, oam, oam-ral, hambox) and `tiny` (a reduced
-width/depth network for tests and smoke runs, not a paper setting).
+width/depth network with live BatchNorm for tests and from-scratch smoke runs; not a paper
+setting). Presets combine with "+": `HAMBoxConfig.preset("zcc+tiny", oam_t=0.5)` applies zcc,
+then tiny, then the keyword overrides.
 
 Images given to `forward`/`loss` are already normalised [B, 3, H, W] float tensors (use
 `normalize`, which takes RGB 0-255 [B, 3, H, W] and applies the config's input normalisation).
@@ -143,10 +145,13 @@ class HAMBoxConfig:
 
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> "HAMBoxConfig":
-        """A named ablation setting (see PRESETS) with optional overrides."""
-        if name not in PRESETS:
-            raise ValueError(f"unknown HAMBox preset {name!r}; expected one of {sorted(PRESETS)}")
-        return cls(**{**PRESETS[name], **overrides})
+        """A named ablation setting (see PRESETS; "a+b" merges several in order) with overrides."""
+        values: dict[str, Any] = {}
+        for part in name.split("+"):
+            if part not in PRESETS:
+                raise ValueError(f"unknown HAMBox preset {part!r}; expected one of {sorted(PRESETS)}")
+            values.update(PRESETS[part])
+        return cls(**{**values, **overrides})
 
     def normalization(self) -> dict[str, Any]:
         """The input-normalisation fields."""
@@ -171,7 +176,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "oam": {**_PLAIN, "matcher": "oam", "ral": False},                        # Table 4 + OAM
     "oam-ral": {**_PLAIN, "matcher": "oam", "ral": True},                     # Table 3/4 + RAL
     # reduced network for tests and smoke runs (not a paper setting)
-    "tiny": {"backbone_layers": (1, 1, 1, 1), "backbone_width": 8, "channels": 16, "tower_convs": 1},
+    "tiny": {"backbone_layers": (1, 1, 1, 1), "backbone_width": 8, "channels": 16, "tower_convs": 1,
+             "backbone_norm": "batch"},
 }
 
 

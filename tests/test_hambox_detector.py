@@ -1,0 +1,122 @@
+"""Checkpoint format and the registered HAMBoxDetector (loading errors, detect contract)."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+
+import numpy as np
+import pytest
+import torch
+
+from detectors.base import Detector
+from detectors.hambox.checkpoint import FORMAT, load_checkpoint, save_checkpoint
+from detectors.hambox.model import HAMBox, HAMBoxConfig
+from facebench.errors import InputError
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    torch.manual_seed(0)
+    model = HAMBox(HAMBoxConfig.preset("tiny", matcher="sms")).eval()
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    digest = save_checkpoint(path, model, extra={"iteration": 7, "rng": torch.get_rng_state()})
+    return path, model, digest
+
+
+def _image(h: int = 60, w: int = 80) -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def test_checkpoint_round_trip(tiny_checkpoint):
+    path, model, digest = tiny_checkpoint
+    assert digest == hashlib.sha256(path.read_bytes()).hexdigest()
+    ckpt = load_checkpoint(path)
+    assert ckpt.config == model.config and ckpt.extra["iteration"] == 7
+    assert ckpt.normalization["input_mean"] == [0.485, 0.456, 0.406]
+    raw = torch.load(path, weights_only=True)
+    assert raw["format"] == FORMAT and raw["version"] == 1
+    assert all(torch.equal(ckpt.state_dict[k], v) for k, v in model.state_dict().items())
+
+
+def test_detector_is_importable_by_registry_path(tiny_checkpoint):
+    module, attr = "detectors.hambox.detector:HAMBoxDetector".split(":")
+    cls = getattr(importlib.import_module(module), attr)
+    assert issubclass(cls, Detector) and cls.name == "hambox"
+    det = cls(checkpoint=str(tiny_checkpoint[0]), matcher="sms")
+    assert det.weights_sha256() == tiny_checkpoint[2]
+    assert det.config()["options"]["matcher"] == "sms" and len(det.config_hash) == 16
+
+
+def test_detect_contract_matches_model(tiny_checkpoint):
+    path, model, _ = tiny_checkpoint
+    from detectors.hambox.detector import HAMBoxDetector
+
+    det = HAMBoxDetector(checkpoint=str(path), score_threshold="0.0", max_detections="50")
+    images = [_image(), _image(37, 51)]
+    out = det.detect(images)
+    assert len(out) == 2
+    assert all(o.dtype == np.float32 and o.ndim == 2 and o.shape[1] == 5 for o in out)
+    assert out[0].shape[0] == 50
+    x = model.normalize(torch.from_numpy(images[0]).permute(2, 0, 1)[None])
+    expected = model.predict(x, score_threshold=0.0, max_detections=50)[0].numpy()
+    assert np.allclose(out[0], expected, atol=1e-5)
+    assert np.all(np.diff(out[0][:, 4]) <= 0)
+    with pytest.raises(ValueError, match="RGB uint8"):
+        det.detect([images[0].astype(np.float32)])
+
+
+def test_multi_scale_mode(tiny_checkpoint):
+    from detectors.hambox.detector import HAMBoxDetector
+
+    det = HAMBoxDetector(checkpoint=str(tiny_checkpoint[0]), test_mode="multi_scale", pixel_budget=60 * 80 * 4,
+                         score_threshold=0.0)
+    assert det.input_policy.startswith("multi_scale")
+    out = det.detect([_image()])[0]
+    assert out.shape[1] == 5 and 0 < out.shape[0] <= 750 and np.isfinite(out).all()
+
+
+def test_loading_errors(tiny_checkpoint, tmp_path):
+    from detectors.hambox.detector import HAMBoxDetector
+
+    path, model, _ = tiny_checkpoint
+    with pytest.raises(InputError, match="checkpoint file not found") as missing:
+        HAMBoxDetector(checkpoint=str(tmp_path / "nope.pt"))
+    assert "\n" not in str(missing.value) and "nope.pt" in str(missing.value)
+    raw = torch.load(path, weights_only=True)
+    first_key = next(iter(model.state_dict()))
+    del raw["state_dict"][first_key]
+    broken = tmp_path / "broken.pt"
+    torch.save(raw, broken)
+    with pytest.raises(InputError, match=f"missing key '{first_key}'"):
+        HAMBoxDetector(checkpoint=str(broken))
+    raw = torch.load(path, weights_only=True)
+    raw["state_dict"]["head.face.cls_pred.weight"] = torch.zeros(1, 3, 3, 3)
+    torch.save(raw, broken)
+    with pytest.raises(InputError, match="'head.face.cls_pred.weight' has shape"):
+        HAMBoxDetector(checkpoint=str(broken))
+    raw = torch.load(path, weights_only=True)
+    raw["state_dict"]["extra.weight"] = torch.zeros(1)
+    torch.save(raw, broken)
+    with pytest.raises(InputError, match="unexpected key 'extra.weight'"):
+        HAMBoxDetector(checkpoint=str(broken))
+    broken.write_bytes(b"not a checkpoint")
+    with pytest.raises(InputError, match="cannot read checkpoint"):
+        HAMBoxDetector(checkpoint=str(broken))
+    torch.save({"state_dict": {}}, broken)
+    with pytest.raises(InputError, match="not a HAMBox checkpoint"):
+        HAMBoxDetector(checkpoint=str(broken))
+    with pytest.raises(InputError, match="trained with matcher 'sms', not 'oam'"):
+        HAMBoxDetector(checkpoint=str(path), matcher="oam")
+    with pytest.raises(InputError, match="unknown hambox option 'thresh'"):
+        HAMBoxDetector(checkpoint=str(path), thresh=0.5)
+    with pytest.raises(InputError, match="not a number"):
+        HAMBoxDetector(checkpoint=str(path), score_threshold="high")
+
+
+def test_checkpoint_option_is_required(monkeypatch):
+    from detectors.hambox.detector import HAMBoxDetector
+
+    monkeypatch.delenv("FACEBENCH_HAMBOX_CHECKPOINT", raising=False)
+    with pytest.raises(InputError, match="needs checkpoint=PATH"):
+        HAMBoxDetector()
