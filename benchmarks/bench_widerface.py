@@ -42,10 +42,10 @@ def synthesize(gt, out: Path, boxes_per_image: int, seed: int) -> int:
     for i, (event, name) in enumerate(gt.images):
         faces = gt.boxes[gt.face_offsets[i]:gt.face_offsets[i + 1]].astype(np.float64)
         faces = faces[(faces[:, 2] > 0) & (faces[:, 3] > 0)]
-        detected = faces[rng.random(len(faces)) < 0.85]
+        detected = faces[rng.random(len(faces)) < 0.95]
         copies = np.repeat(detected, rng.integers(1, 3, size=len(detected)), axis=0)
         size = np.maximum(copies[:, 2:4], 1)
-        jitter = rng.normal(0, 0.08, size=copies.shape) * np.concatenate([size, size], axis=1)
+        jitter = rng.normal(0, 0.05, size=copies.shape) * np.concatenate([size, size], axis=1)
         hits = copies + jitter
         hit_scores = np.clip(rng.normal(0.9, 0.08, len(hits)) - 1.5 / np.sqrt(size[:, 1] + 1), 0.0, 1.0)
         n_bg = max(0, boxes_per_image - len(hits))
@@ -65,17 +65,29 @@ def synthesize(gt, out: Path, boxes_per_image: int, seed: int) -> int:
     return total
 
 
-def time_facebench(gt_dir: Path, pred_dir: Path) -> tuple[float, float, dict, float]:
-    """Wall and CPU seconds of load GT (cached) + read + evaluate with breakdown, and peak traced MiB."""
+def time_facebench(gt_dir: Path, pred_dir: Path) -> tuple[float, float, dict]:
+    """Wall seconds and CPU seconds (this process and its workers) of load GT + read + evaluate (breakdown on)."""
     load_ground_truth(gt_dir)  # warm the parsed-GT cache, as every later run finds it
-    tracemalloc.start()
-    wall, cpu = time.perf_counter(), time.process_time()
+    wall = time.perf_counter()
+    before = os.times()
     gt = load_ground_truth(gt_dir)
     result = evaluate(gt, read_predictions(pred_dir, gt, quiet=True))
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    after = os.times()
+    wall = time.perf_counter() - wall
+    cpu = sum(after[k] - before[k] for k in range(4))  # user + system, self + children
+    return wall, cpu, result.metrics
+
+
+def peak_memory(gt_dir: Path, pred_dir: Path) -> float:
+    """Peak traced Python/NumPy allocation (MiB) of the same evaluation, single process."""
+    os.environ["FACEBENCH_WORKERS"] = "1"
+    tracemalloc.start()
+    gt = load_ground_truth(gt_dir)
+    evaluate(gt, read_predictions(pred_dir, gt, quiet=True))
     peak = tracemalloc.get_traced_memory()[1] / 2 ** 20
     tracemalloc.stop()
-    return wall, cpu, result.metrics, peak
+    del os.environ["FACEBENCH_WORKERS"]
+    return peak
 
 
 def main() -> None:
@@ -85,6 +97,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--reference-images", type=int, default=24,
                         help="images the slow reference evaluates (its time is scaled by box count)")
+    parser.add_argument("--repeat", type=int, default=3, help="timed repetitions (the best is reported)")
     parser.add_argument("--keep", type=Path, help="keep the generated prediction folder here")
     args = parser.parse_args()
     if args.gt_dir is None:
@@ -95,10 +108,13 @@ def main() -> None:
     try:
         n_boxes = synthesize(gt, pred_dir, args.boxes_per_image, args.seed)
         print(f"predictions: {gt.n_images} images, {n_boxes:,} boxes (seed {args.seed})")
-        wall, cpu, metrics, peak = time_facebench(args.gt_dir, pred_dir)
-        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(f"facebench: wall {wall:.3f} s, cpu {cpu:.3f} s, peak traced {peak:.0f} MiB, max RSS {rss:.0f} MiB; "
-              f"AP easy {metrics['easy']:.6f} medium {metrics['medium']:.6f} hard {metrics['hard']:.6f}")
+        runs = [time_facebench(args.gt_dir, pred_dir) for _ in range(args.repeat)]
+        wall, cpu, metrics = min(runs, key=lambda r: r[0])
+        peak = peak_memory(args.gt_dir, pred_dir)
+        rss = max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+        print(f"facebench: wall {wall:.3f} s (best of {args.repeat}), cpu {cpu:.3f} s (all processes), "
+              f"peak traced {peak:.0f} MiB, max RSS {rss / 1024:.0f} MiB; AP easy {metrics['easy']:.6f} "
+              f"medium {metrics['medium']:.6f} hard {metrics['hard']:.6f}")
 
         # Reference on a subset: the same images, literal per-prediction / per-threshold loops.
         pick = np.linspace(0, gt.n_images - 1, args.reference_images).astype(int)
