@@ -144,17 +144,32 @@ def check_result(result: StoredResult, baseline: StoredResult, tolerance: float 
     return CheckReport(str(result.path), str(baseline.path), checks, tuple(notes))
 
 
+def _same_detector(a: StoredResult, b: StoredResult) -> bool:
+    return a.detector_id == b.detector_id
+
+
+def _same_inputs(a: StoredResult, b: StoredResult) -> bool:
+    """Same prediction files: equal detections sha256, or the same predictions/detections path."""
+    if a.doc.get("detections_sha256") and a.doc.get("detections_sha256") == b.doc.get("detections_sha256"):
+        return True
+    for key in ("predictions", "detections"):
+        left, right = a.doc["settings"].get(key), b.doc["settings"].get(key)
+        if left and left == right:
+            return True
+    return False
+
+
 def find_baseline(result: StoredResult, baselines: str | os.PathLike) -> StoredResult:
-    """The baseline for a result: the file itself, or in a folder the one comparable result (same detector
-    preferred when several are comparable)."""
+    """The baseline for a result: the file itself, or in a folder the one comparable result (when several are
+    comparable: the same detector, else the same prediction files)."""
     path = Path(baselines)
     if path.is_file():
         return load_result(path)
     candidates = [load_result(p) for p in find_result_files(path)]
     comparable = [c for c in candidates if not incompatibilities(result, c)]
-    if len(comparable) > 1:
-        same = [c for c in comparable if c.detector_id == result.detector_id]
-        comparable = same or comparable
+    for same_entry in (_same_detector, _same_inputs):  # tie-breaks, most specific first
+        if len(comparable) > 1:
+            comparable = [c for c in comparable if same_entry(result, c)] or comparable
     if len(comparable) == 1:
         return comparable[0]
     if not comparable:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -108,6 +108,17 @@ def face_eval_detections(detections: Any, gt: Any) -> list[dict[str, Any]]:
         out.append({"image_id": i + 1, "category_id": CATEGORY["id"],
                     "bbox": [min(x1, x2), min(y1, y2), abs(x2 - x1), abs(y2 - y1)], "score": float(score)})
     return out
+
+
+def select_images(ground_truth: Mapping[str, Any], detections: list[dict[str, Any]],
+                  keep: Callable[[Mapping[str, Any]], bool]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The export restricted to the images for which keep(image record) is true (ids unchanged)."""
+    images = [im for im in ground_truth["images"] if keep(im)]
+    ids = {im["id"] for im in images}
+    subset = dict(ground_truth)
+    subset["images"] = images
+    subset["annotations"] = [a for a in ground_truth["annotations"] if a["image_id"] in ids]
+    return subset, [d for d in detections if d["image_id"] in ids]
 
 
 # --------------------------------------------------------------------------------------------- evaluation

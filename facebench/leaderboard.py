@@ -29,12 +29,15 @@ FAMILY_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
 }
 DEFAULT_SORT = {"wider": "hard", "fddb": "disc_tpr_at_1000fp", "face-eval": "ap"}
 BENCHMARK_ORDER = ("widerface-val", "fddb", "afw", "pascal")
-BENCHMARK_TITLES = {"widerface-val": "WIDER FACE val", "fddb": "FDDB", "afw": "AFW", "pascal": "PASCAL Face"}
+BENCHMARK_TITLES = {"widerface-val": "WIDER FACE val", "fddb": "FDDB", "afw": "AFW", "pascal": "PASCAL Face",
+                    "sample": "Embedded sample (WIDER FACE format)"}
 SECTION_NOTES = {
     "wider": "AP (%) on the official easy / medium / hard settings (VOCap on the 1000-threshold PR curve).",
     "fddb": "True positive rate (%) at 1000 false positives (max over ROC points with FP <= 1000), all 10 folds.",
     "face-eval": "AP (%) with the face-eval protocol (Mathias et al. 2014 annotations, 5-iteration box correction).",
 }
+PUBLISHED_SOURCES = {"wider": "official PR curve", "fddb": "published ROC file",
+                     "face-eval": "baseline file, scored by face-eval"}
 KIND_LABELS = {"run": "run", "evaluated": "evaluated (prediction files)", "published": "published, not run"}
 CSV_METRICS = ("easy", "medium", "hard", "disc_tpr_at_1000fp", "cont_tpr_at_1000fp", "ap")
 
@@ -91,6 +94,20 @@ def _other_columns(rows: Sequence[Row]) -> tuple[tuple[str, str], ...]:
     return tuple((k, k) for k in keys[:4])
 
 
+# Differences that make two results of one detector incomparable (a convention difference, e.g. official vs
+# python-port semantics, is a deliberate choice shown in the Protocol column).
+_SERIOUS = ("ground truth (ground_truth_sha256)", "protocol (protocol.name)", "protocol version (protocol.version)")
+CONVENTION_DISPLAY = {"wider": ("semantics",), "face-eval": ("annotation_style",), "fddb": ("ellipse_convention",)}
+
+
+def short_convention(family: str, settings: dict, full: str) -> str:
+    """The convention as shown in tables: the one setting that usually differs (the full string otherwise)."""
+    keys = CONVENTION_DISPLAY.get(family)
+    if not keys:
+        return full
+    return " ".join(str(settings[k]) for k in keys if k in settings)
+
+
 def rows_from_results(results: Iterable[StoredResult]) -> tuple[list[Row], list[str]]:
     """One row per (detector, benchmark, ground truth, protocol) group: its latest run; and warnings."""
     groups = group(results)
@@ -104,26 +121,27 @@ def rows_from_results(results: Iterable[StoredResult]) -> tuple[list[Row], list[
         latest = runs[-1]
         siblings = entries[(key.detector, key.benchmark)]
         note = ""
-        if len(siblings) > 1:
-            fields = differing_fields(siblings)
-            note = "kept apart: " + ", ".join(fields)
+        fields = [f for f in differing_fields(siblings) if f in _SERIOUS]
+        if fields:
+            note = "kept apart from its other results: different " + ", ".join(fields)
         name = latest.detector_name
         if len(names[(name, key.benchmark)]) > 1:  # one name, several configurations / weights
             det = latest.doc.get("detector", {})
             tag = (det.get("config_hash") or det.get("weights_sha256") or "")[:8]
             name = f"{name} [{tag}]" if tag else name
-        settings = latest.doc.get("settings", {})
-        convention = settings.get("semantics") or settings.get("annotation_style") or key.convention
+        convention = short_convention(latest.family, latest.doc.get("settings", {}), key.convention)
         rows.append(Row(
             benchmark=key.benchmark, family=latest.family, name=name, kind=latest.kind,
             values=dict(latest.metrics), ms_per_image=latest.ms_per_image,
-            protocol=f"{key.protocol} v{key.protocol_version}", convention=str(convention),
+            protocol=f"{key.protocol}/{key.protocol_version}", convention=str(convention),
             ground_truth_sha256=key.ground_truth_sha256, runs=len(runs), created=latest.created,
             source=str(latest.path), note=note, origin=latest))
     for (detector, benchmark), keys in entries.items():
-        if len(keys) > 1:
-            warnings.append(f"{detector} on {benchmark}: results on {len(keys)} different "
-                            f"{' / '.join(differing_fields(keys))}; not merged, listed as separate rows")
+        serious = [f for f in differing_fields(keys) if f in _SERIOUS]
+        if serious:
+            shown = groups[keys[0]][-1].detector_name
+            warnings.append(f"{shown} on {benchmark}: results with different {' and '.join(serious)}; "
+                            "not merged, listed as separate rows")
     return rows, warnings
 
 
@@ -132,7 +150,8 @@ def rows_from_references(references: Iterable[Any]) -> list[Row]:
     rows = []
     for ref in references:
         rows.append(Row(benchmark=ref.benchmark, family=ref.family, name=ref.method, kind="published",
-                        values=dict(ref.metrics), protocol="published", convention="",
+                        values=dict(ref.metrics), protocol=PUBLISHED_SOURCES.get(ref.family, "published"),
+                        convention="",
                         ground_truth_sha256=ref.extra.get("ground_truth_sha256"), runs=0, source=ref.source,
                         note=ref.note, origin=ref))
     return rows
@@ -149,10 +168,11 @@ def _sort_rows(rows: Iterable[Row], key: str) -> tuple[Row, ...]:
 def build_leaderboard(results: Iterable[StoredResult], references: Iterable[Any] = (),
                       sort: str | None = None, benchmarks: Sequence[str] | None = None) -> Leaderboard:
     """Sections per benchmark (known ones first), rows sorted by the headline metric (or `sort`)."""
+    if benchmarks:
+        results = [r for r in results if r.benchmark in benchmarks]
+        references = [r for r in references if r.benchmark in benchmarks]
     rows, warnings = rows_from_results(results)
     rows += rows_from_references(references)
-    if benchmarks:
-        rows = [r for r in rows if r.benchmark in benchmarks]
     by_benchmark: dict[str, list[Row]] = {}
     for row in rows:
         by_benchmark.setdefault(row.benchmark, []).append(row)

@@ -131,6 +131,22 @@ def _plot_pr(curves: Sequence[OverlayCurve], family: str, benchmark: str, path: 
 
 
 def _plot_roc(curves: Sequence[OverlayCurve], benchmark: str, path: Path, fp_max: float = ROC_FP_MAX) -> None:
+    """FDDB panels through facebench.plots.roc (the project's ROC figure), or a local drawing without it."""
+    try:
+        from facebench.plots.roc import RocSeries, plot_roc_panels
+    except ImportError:
+        _plot_roc_locally(curves, benchmark, path, fp_max)
+        return
+    panels = {}
+    for panel in PANELS["fddb"]:
+        items = [c for c in curves if c.panel == panel]
+        if items:
+            panels[f"ROC, {FDDB_PANEL_TITLES[panel]}"] = [RocSeries(c.label, c.x, c.y, c.published) for c in items]
+    plot_roc_panels(panels, path, title=TITLES.get(benchmark, benchmark), max_fp=fp_max)
+
+
+def _plot_roc_locally(curves: Sequence[OverlayCurve], benchmark: str, path: Path,
+                      fp_max: float = ROC_FP_MAX) -> None:
     plt = _pyplot()
     panels = [p for p in PANELS["fddb"] if any(c.panel == p for c in curves)]
     fig, axes = plt.subplots(1, len(panels), figsize=(5.6 * len(panels), 5.0), squeeze=False)

@@ -183,18 +183,19 @@ def fddb_references(folders: Iterable[str | os.PathLike]) -> list[PublishedRefer
             if "cont" in files and "cont" not in entry["curves"]:
                 ctpr, cfp, _ = read_roc_file(files["cont"])
                 entry["curves"]["cont"] = {"tpr": ctpr, "fp": cfp}
-    refs = []
-    for entry in by_content.values():
-        curves = entry["curves"]
-        metrics: dict[str, float | None] = {}
-        for rule, suffix in (("max", ""), ("strict", "_strict")):
-            for kind in ("disc", "cont"):
-                metrics[f"{kind}_tpr_at_{FP_LIMIT}fp{suffix}"] = (
-                    tpr_at_fp(curves[kind]["tpr"], curves[kind]["fp"], FP_LIMIT, rule) if kind in curves else None)
-        refs.append(PublishedReference(method=entry["method"], benchmark="fddb", family="fddb", metrics=metrics,
-                                       curves=curves, source=str(entry["source"]),
-                                       note=f"FDDB published ROC files ({entry['folder']})"))
-    return refs
+    return [_fddb_reference(e["method"], e["curves"], e["source"], e["folder"]) for e in by_content.values()]
+
+
+def _fddb_reference(method: str, curves: dict[str, dict[str, np.ndarray]], source: Path,
+                    folder: str) -> PublishedReference:
+    """A reference from disc (and maybe cont) ROC arrays: TPR at 1000 FP by both rules."""
+    metrics: dict[str, float | None] = {}
+    for rule, suffix in (("max", ""), ("strict", "_strict")):
+        for kind in ("disc", "cont"):
+            metrics[f"{kind}_tpr_at_{FP_LIMIT}fp{suffix}"] = (
+                tpr_at_fp(curves[kind]["tpr"], curves[kind]["fp"], FP_LIMIT, rule) if kind in curves else None)
+    return PublishedReference(method=method, benchmark="fddb", family="fddb", metrics=metrics, curves=curves,
+                              source=str(source), note=f"FDDB published ROC files ({folder})")
 
 
 # --------------------------------------------------------------------------------------------- AFW / PASCAL
@@ -266,16 +267,15 @@ def reference_from_path(path: str | os.PathLike, benchmark: str | None = None) -
             curves={s: {"precision": c.precision, "recall": c.recall} for s, c in curves.items()},
             source=str(path))]
     if path.is_file() and _ROC_NAME.match(path.name):
-        pairs = {m: f for m, f in roc_file_pairs(path.parent).items() if path in f.values()}
-        for method, files in pairs.items():
-            refs = [r for r in fddb_references([path.parent]) if r.method == method]
-            if refs:
-                return refs
-        tpr, fp, _ = read_roc_file(path)
-        kind = "cont" if "cont" in path.name.lower() else "disc"
-        return [PublishedReference(method=path.stem, benchmark="fddb", family="fddb",
-                                   metrics={f"{kind}_tpr_at_1000fp": tpr_at_fp(tpr, fp)},
-                                   curves={kind: {"tpr": tpr, "fp": fp}}, source=str(path))]
+        # the file and its Disc/Cont partner beside it
+        kind = _ROC_NAME.match(path.name)["kind"].lower()
+        method, files = next(((m, f) for m, f in roc_file_pairs(path.parent).items() if path in f.values()),
+                             (path.stem, {kind: path}))
+        curves = {}
+        for kind, file in files.items():
+            tpr, fp, _ = read_roc_file(file)
+            curves[kind] = {"tpr": tpr, "fp": fp}
+        return [_fddb_reference(method, curves, path, path.parent.name)]
     if path.is_file() and benchmark in FACE_EVAL_DIRS:
         from protocols.face_eval import default_annotation_file
 

@@ -33,7 +33,7 @@ FAMILY_METRICS: dict[str, tuple[str, ...]] = {
 # The settings that change a protocol's numbers (its "convention"); results differing in them are not comparable.
 CONVENTION_KEYS: dict[str, tuple[str, ...]] = {
     "wider": ("semantics", "iou_threshold", "thresh_num"),
-    "fddb": ("ellipse_convention", "matching", "discrete_threshold", "folds"),
+    "fddb": ("ellipse_convention", "pi", "matching", "discrete_threshold", "folds"),
     "face-eval": ("annotation_style", "iterations", "overlap_threshold", "min_width", "min_height",
                   "min_detection_pixels"),
 }
@@ -153,8 +153,12 @@ def validate_document(doc: dict[str, Any], path: str | os.PathLike, text: str | 
         v.sha(det.get("weights_sha256"), "detector.weights_sha256", nullable=True)
     if "timing" in doc:
         v.obj(doc["timing"], "timing")
-        for key, value in doc["timing"].items():
-            if not isinstance(value, (dict, list, str)):
+        for key in ("ms_per_image", "median_ms_per_image"):
+            value = doc["timing"].get(key)
+            if isinstance(value, dict):  # per stage (load, forward, ..., total), as `facebench run` writes
+                for stage, ms in value.items():
+                    v.number(ms, f"timing.{key}.{stage}", minimum=0)
+            else:
                 v.number(value, f"timing.{key}", minimum=0)
 
 
@@ -256,7 +260,10 @@ class StoredResult:
 
     @property
     def ms_per_image(self) -> float | None:
+        """Mean milliseconds per image (the `total` stage when timing is split by stage)."""
         value = (self.doc.get("timing") or {}).get("ms_per_image")
+        if isinstance(value, dict):
+            value = value.get("total")
         return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
     @property
@@ -277,20 +284,38 @@ def load_result(path: str | os.PathLike) -> StoredResult:
     return StoredResult(path=path, doc=doc)
 
 
-def find_result_files(root: str | os.PathLike) -> list[Path]:
-    """Result JSONs under a folder (recursive, sorted); a file argument is returned as is."""
+def _is_result_candidate(path: Path) -> bool:
+    """A JSON file that claims to be a facebench result (has a `schema` field), or that is not valid JSON (a
+    damaged result must not vanish silently). Other JSON (run manifests, caches, COCO exports) is not."""
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return True
+    return isinstance(doc, dict) and "schema" in doc
+
+
+def find_result_files(root: str | os.PathLike, ignored: list[Path] | None = None) -> list[Path]:
+    """Result JSONs under a folder (recursive, sorted); a file argument is returned as is. JSON files without a
+    `schema` field are not results: they are skipped (and appended to `ignored` when given)."""
     root = Path(root)
     if root.is_file():
         return [root]
     if not root.is_dir():
         raise InputError(root, None, "results folder not found")
-    return sorted(p for p in root.rglob("*.json") if p.is_file() and not p.name.startswith("."))
+    found = []
+    for path in sorted(p for p in root.rglob("*.json") if p.is_file() and not p.name.startswith(".")):
+        if _is_result_candidate(path):
+            found.append(path)
+        elif ignored is not None:
+            ignored.append(path)
+    return found
 
 
-def scan(root: str | os.PathLike, *, skip_invalid: bool = False) -> list[StoredResult]:
+def scan(root: str | os.PathLike, *, skip_invalid: bool = False, ignored: list[Path] | None = None) \
+        -> list[StoredResult]:
     """Load every result under `root`; a bad file is an error (or, with skip_invalid, a warning)."""
     results = []
-    for path in find_result_files(root):
+    for path in find_result_files(root, ignored):
         try:
             results.append(load_result(path))
         except InputError as exc:

@@ -31,11 +31,16 @@ def export_group() -> None:
               help="Where to write the COCO ground truth JSON.")
 @click.option("--out-predictions", type=click.Path(dir_okay=False, path_type=Path),
               help="Where to write the COCO detection results JSON (needs --predictions).")
-@click.option("--evaluate", "run_eval", is_flag=True, help="Also run pycocotools COCOeval and print AP@0.5.")
+@click.option("--event", "events", multiple=True, help="WIDER: only images of this event (e.g. 0--Parade); "
+              "repeatable.")
+@click.option("--evaluate", "run_eval", is_flag=True, help="Also run pycocotools COCOeval and print AP.")
+@click.option("--iou", "iou", type=click.Choice(["0.5", "coco"]), default="0.5", show_default=True,
+              help="COCOeval IoU thresholds: 0.5 only, or COCO's 0.5:0.95 (ten times slower).")
 @click.option("--max-dets", type=int, default=1000, show_default=True, help="COCOeval detections per image.")
 def coco_command(benchmark: str, predictions: Path | None, gt_dir: str | None, data_root: str | None,
                  annotations: str | None, setting: str, semantics: str, images_root: str | None, out_gt: Path,
-                 out_predictions: Path | None, run_eval: bool, max_dets: int) -> None:
+                 out_predictions: Path | None, events: tuple[str, ...], run_eval: bool, iou: str,
+                 max_dets: int) -> None:
     """Write BENCHMARK's ground truth (and predictions) in COCO format."""
     from facebench import coco_export
 
@@ -58,6 +63,15 @@ def coco_command(benchmark: str, predictions: Path | None, gt_dir: str | None, d
         dataset = coco_export.face_eval_ground_truth(gt, images_root)
         if predictions is not None:
             detections = coco_export.face_eval_detections(read_detections(predictions), gt)
+    if events:
+        if benchmark != "widerface":
+            raise InputError(None, None, "--event applies to widerface only")
+        unknown = sorted(set(events) - {im["wider_event"] for im in dataset["images"]})
+        if unknown:
+            raise InputError(None, None, f"unknown WIDER event(s): {', '.join(unknown)}")
+        dataset, detections_subset = coco_export.select_images(dataset, detections or [],
+                                                               lambda im: im["wider_event"] in events)
+        detections = detections_subset if detections is not None else None
     coco_export.write_json(dataset, out_gt)
     crowd = sum(a["iscrowd"] for a in dataset["annotations"])
     click.echo(f"wrote {out_gt}: {len(dataset['images'])} images, {len(dataset['annotations'])} faces "
@@ -66,10 +80,17 @@ def coco_command(benchmark: str, predictions: Path | None, gt_dir: str | None, d
         coco_export.write_json(detections, out_predictions)
         click.echo(f"wrote {out_predictions}: {len(detections)} detections")
     if run_eval and detections is not None:
-        stats = coco_export.coco_evaluate(dataset, detections, max_dets=max_dets)
-        click.echo(f"pycocotools COCOeval (bbox, maxDets {max_dets}): AP@0.5 {stats['ap50']:.4f}, "
-                   f"AP@[.5:.95] {stats['ap']:.4f}, recall@0.5 {stats['recall50']:.4f} "
-                   "(COCO rules: a cross-check, not the benchmark's number)")
+        thresholds = [0.5] if iou == "0.5" else None
+        stats = coco_export.coco_evaluate(dataset, detections, max_dets=max_dets, iou_thresholds=thresholds)
+
+        def show(value: float | None) -> str:
+            return "n/a" if value is None else f"{value:.4f}"
+
+        line = f"pycocotools COCOeval (bbox, maxDets {max_dets}): AP@0.5 {show(stats['ap50'])}"
+        if thresholds is None:
+            line += f", AP@[.5:.95] {show(stats['ap'])}"
+        click.echo(line + f", recall@0.5 {show(stats['recall50'])} (COCO rules: a cross-check, not the "
+                          "benchmark's number)")
 
 
 export_group.add_command(coco_command)

@@ -38,7 +38,11 @@ def leaderboard_command(results_dir: Path, fmt: str, out: Path | None, published
 
     if not results_dir.exists():
         raise InputError(results_dir, None, "results folder not found (pass --results DIR)")
-    results = scan(results_dir, skip_invalid=skip_invalid)
+    ignored: list[Path] = []
+    results = scan(results_dir, skip_invalid=skip_invalid, ignored=ignored)
+    if ignored:
+        click.echo(f"note: {len(ignored)} JSON files without a facebench `schema` ignored (e.g. {ignored[0]})",
+                   err=True)
     references = []
     if published_root is not None:
         from facebench.published import load_references
@@ -49,6 +53,9 @@ def leaderboard_command(results_dir: Path, fmt: str, out: Path | None, published
     if not results and not references:
         raise InputError(results_dir, None, "no result JSONs found (and no --published references)")
     board = build_leaderboard(results, references, sort=sort, benchmarks=benchmarks or None)
+    if sort and not any(sort in dict(section.columns) for section in board.sections):
+        known = sorted({key for section in board.sections for key, _ in section.columns})
+        raise InputError(None, None, f"--sort {sort!r}: no such column (choose from {', '.join(known)})")
     for message in board.warnings:
         warn(message)
     text = write_leaderboard(board, fmt, out, figures=figures, top_published=figure_top)

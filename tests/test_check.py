@@ -1,0 +1,166 @@
+"""The CI gate: `facebench check RESULT --baseline BASELINE [--tolerance]` verdicts and exit codes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from facebench.check import DEFAULT_TOLERANCE, MetricCheck, check_result, find_baseline
+from facebench.errors import InputError
+from facebench.store import load_result
+from tests.test_store import GT_B, synthetic_document, write
+
+REPO = Path(__file__).resolve().parent.parent
+BASE = {"easy": 0.90, "medium": 0.85, "hard": 0.70}
+
+
+def exit_code(args: list[str]) -> int:
+    """Run the real CLI entry point in-process and return its exit status."""
+    from facebench.cli import main
+
+    try:
+        main(args)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+
+@pytest.fixture()
+def baseline(tmp_path: Path) -> Path:
+    return write(tmp_path / "baseline.json", synthetic_document(values=BASE))
+
+
+def result_file(tmp_path: Path, name: str = "result.json", **changes: float) -> Path:
+    return write(tmp_path / name, synthetic_document(values={**BASE, **changes}))
+
+
+def test_metric_verdicts() -> None:
+    assert MetricCheck("hard", 0.70, 0.699, 0.002).status == "ok"
+    assert MetricCheck("hard", 0.70, 0.698, 0.002).status == "ok"  # exactly at the limit passes
+    assert MetricCheck("hard", 0.70, 0.6979, 0.002).status == "FAIL"
+    assert MetricCheck("hard", 0.70, 0.71, 0.002).status == "improved"
+    assert MetricCheck("hard", 0.70, None, 0.002).failed
+    assert not MetricCheck("hard", None, 0.5, 0.002).failed
+
+
+def test_identical_result_passes(tmp_path: Path, baseline: Path, capsys) -> None:
+    assert exit_code(["check", str(result_file(tmp_path)), "--baseline", str(baseline)]) == 0
+    out = capsys.readouterr().out
+    assert "PASSED: 3 metrics within tolerance" in out
+    assert out.count(" ok") == 3
+
+
+def test_deliberately_worse_result_fails_with_a_readable_table(tmp_path: Path, baseline: Path, capsys) -> None:
+    worse = result_file(tmp_path, hard=0.69, easy=0.899)
+    assert exit_code(["check", str(worse), "--baseline", str(baseline)]) == 1
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("metric"))
+    assert lines[header].split() == ["metric", "baseline", "result", "delta", "allowed", "status"]
+    rows = {line.split()[0]: line for line in lines[header + 2:header + 5]}
+    assert rows["hard"].split()[1:3] == ["0.700000", "0.690000"]
+    assert "-0.010000 (-1.000 pt)" in rows["hard"] and rows["hard"].endswith("FAIL")
+    assert rows["easy"].endswith("ok") and rows["medium"].endswith("ok")
+    assert "FAILED: hard below baseline - tolerance" in out
+
+
+def test_tolerance_option_and_baseline_stored_tolerance(tmp_path: Path, baseline: Path) -> None:
+    worse = result_file(tmp_path, hard=0.69)
+    assert exit_code(["check", str(worse), "--baseline", str(baseline), "--tolerance", "0.02"]) == 0
+    assert exit_code(["check", str(worse), "--baseline", str(baseline), "--tolerance", "0"]) == 1
+    doc = synthetic_document(values=BASE)
+    doc["check"] = {"tolerance": 0.05, "metrics": ["hard"]}
+    stored = write(tmp_path / "with_check.json", doc)
+    report = check_result(load_result(worse), load_result(stored))
+    assert [c.metric for c in report.checks] == ["hard"] and report.passed
+    assert report.checks[0].tolerance == 0.05
+    assert check_result(load_result(worse), load_result(baseline)).checks[0].tolerance == DEFAULT_TOLERANCE
+
+
+def test_metric_option_and_unknown_metric(tmp_path: Path, baseline: Path, capsys) -> None:
+    worse = result_file(tmp_path, hard=0.5)
+    assert exit_code(["check", str(worse), "--baseline", str(baseline), "--metric", "easy"]) == 0
+    assert exit_code(["check", str(worse), "--baseline", str(baseline), "--metric", "ap50"]) == 2
+    assert "baseline has no metric 'ap50'" in capsys.readouterr().err
+
+
+def test_missing_metric_in_result_fails(tmp_path: Path, baseline: Path) -> None:
+    doc = synthetic_document(values=BASE)
+    doc["metrics"]["hard"] = None  # e.g. a setting without faces
+    report = check_result(load_result(write(tmp_path / "r.json", doc)), load_result(baseline))
+    assert not report.passed and [c.status for c in report.checks] == ["ok", "ok", "missing"]
+
+
+@pytest.mark.parametrize("changes, reason", [
+    (dict(gt=GT_B), "ground truth"),
+    (dict(version="2"), "protocol version"),
+    (dict(semantics="python-port"), "protocol convention"),
+    (dict(benchmark="fddb", values={"disc_tpr_at_1000fp": 0.9, "cont_tpr_at_1000fp": 0.7}), "benchmark"),
+])
+def test_incomparable_result_is_an_input_error(tmp_path: Path, baseline: Path, capsys, changes: dict,
+                                               reason: str) -> None:
+    other = write(tmp_path / "other.json", synthetic_document(**({"values": BASE} | changes)))
+    assert exit_code(["check", str(other), "--baseline", str(baseline)]) == 2
+    err = capsys.readouterr().err
+    assert f"{reason}" in err and "not comparable" in err and err.count("\n") == 1
+
+
+def test_bad_input_exit_codes(tmp_path: Path, baseline: Path) -> None:
+    assert exit_code(["check", str(tmp_path / "absent.json"), "--baseline", str(baseline)]) == 2
+    (tmp_path / "broken.json").write_text("{")
+    assert exit_code(["check", str(tmp_path / "broken.json"), "--baseline", str(baseline)]) == 2
+    assert exit_code(["check", str(result_file(tmp_path)), "--baseline", str(baseline), "--tolerance", "-1"]) == 2
+
+
+def test_baseline_folder_picks_the_comparable_one(tmp_path: Path) -> None:
+    folder = tmp_path / "baselines"
+    write(folder / "a.json", synthetic_document(values=BASE, label="det"))
+    write(folder / "b.json", synthetic_document(values=BASE, label="other"))
+    write(folder / "c.json", synthetic_document(values=BASE, label="det", semantics="python-port"))
+    result = load_result(result_file(tmp_path))
+    assert find_baseline(result, folder).path.name == "a.json"  # comparable and same detector
+    (folder / "a.json").unlink()
+    assert find_baseline(result, folder).path.name == "b.json"  # the only comparable one
+    write(folder / "d.json", synthetic_document(values=BASE, label="third"))
+    with pytest.raises(InputError, match="several baselines match"):
+        find_baseline(result, folder)
+    same_files = synthetic_document(values=BASE, label="renamed")
+    same_files["settings"]["predictions"] = "/data/preds"
+    write(folder / "e.json", same_files)
+    renamed = synthetic_document(values=BASE, label="new-name")
+    renamed["settings"]["predictions"] = "/data/preds"
+    assert find_baseline(load_result(write(tmp_path / "n.json", renamed)), folder).path.name == "e.json"
+
+
+# ----------------------------------------------------------------------------------------------------- real data
+
+def _wider_result(shared_data: Path, drop_every: int = 0) -> dict:
+    """yolov7-tiny's real predictions, optionally with every n-th image's predictions removed."""
+    from protocols import wider_face
+    from protocols.wider_face.predictions import WiderPredictions
+
+    gt = wider_face.load_ground_truth(shared_data / "widerface" / "ground_truth")
+    folder = shared_data / "widerface" / "results" / "yolov7-tiny-leak_derronqi" / "widerface_txt"
+    preds = wider_face.read_predictions(folder, gt, quiet=True)
+    if drop_every:
+        counts = np.diff(preds.offsets)
+        image = np.repeat(np.arange(gt.n_images), counts)
+        keep = image % drop_every != 0
+        offsets = np.concatenate([[0], np.cumsum(np.bincount(image[keep], minlength=gt.n_images))])
+        preds = WiderPredictions(boxes=preds.boxes[keep], offsets=offsets, semantics=preds.semantics,
+                                 source=preds.source + f" (every {drop_every}th image emptied)")
+    return wider_face.evaluate(gt, preds, breakdown=False).to_document()
+
+
+def test_real_result_against_committed_baseline(tmp_path: Path, shared_data: Path, capsys) -> None:
+    """The real run reproduces its committed baseline exactly; a deliberately worse one fails the gate."""
+    baseline = REPO / "results" / "baselines" / "widerface-val__yolov7-tiny-leak__official.json"
+    same = write(tmp_path / "same.json", _wider_result(shared_data))
+    assert exit_code(["check", str(same), "--baseline", str(baseline), "--tolerance", "0"]) == 0
+    worse = write(tmp_path / "worse.json", _wider_result(shared_data, drop_every=10))
+    assert exit_code(["check", str(worse), "--baseline", str(baseline)]) == 1
+    out = capsys.readouterr().out
+    assert "FAILED: easy, medium, hard below baseline - tolerance" in out  # each drops by about a tenth
+    assert load_result(worse).metrics["hard"] < 0.829738522421083 - 0.05
