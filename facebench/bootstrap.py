@@ -214,6 +214,80 @@ class FaceEvalRecords:
         return {"ap": out}
 
 
+FDDB_LIMITS = (100, 500, 1000, 2000)  # false-positive counts of the quoted TPRs (protocols.fddb.SUMMARY_FP)
+FDDB_BLOCK_CELLS = 4_000_000  # ROC points x resamples per block
+
+
+@dataclass(frozen=True, eq=False)
+class FddbRecords:
+    """FDDB: per image, its entries (ascending own thresholds) with discrete/continuous TP and FP; faces."""
+
+    image_ids: tuple[str, ...]
+    faces: np.ndarray  # [n_images]
+    entry_start: np.ndarray  # [n_images + 1]: image i owns entries entry_start[i]:entry_start[i + 1]
+    entry_threshold: np.ndarray
+    entry_tp_disc: np.ndarray
+    entry_tp_cont: np.ndarray
+    entry_fp: np.ndarray
+    protocol: str = "fddb"
+    points: dict[str, float | None] = field(default_factory=dict)
+
+    @staticmethod
+    def names() -> tuple[str, ...]:
+        """Metric names: the max-rule TPR at each quoted FP count, discrete and continuous."""
+        return tuple(f"{kind}_tpr_at_{limit}fp" for kind in ("disc", "cont") for limit in FDDB_LIMITS)
+
+    def point_estimates(self) -> dict[str, float | None]:
+        """The result's own figures when known, else the records' unit-weight curve."""
+        if self.points:
+            return {name: self.points.get(name) for name in self.names()}
+        values = self.resampled(np.ones((1, len(self.image_ids)), dtype=np.int32))
+        return {name: (None if not np.isfinite(v[0]) else float(v[0])) for name, v in values.items()}
+
+    def _spread_matrices(self) -> tuple[int, list[Any]]:
+        """Sparse difference matrices [points + 1, n_images]: entry k adds its value on points lo_k..hi_k-1.
+
+        As in the official merge, at each distinct threshold every image contributes its entry for its
+        smallest own threshold >= it: entry k serves the points after its predecessor's threshold up to its own.
+        """
+        import scipy.sparse
+
+        thresholds = np.unique(self.entry_threshold)
+        start = np.asarray(self.entry_start)
+        image = np.repeat(np.arange(len(start) - 1), np.diff(start))
+        first = np.zeros(len(self.entry_threshold), dtype=bool)
+        first[start[:-1][np.diff(start) > 0]] = True
+        previous = np.where(first, -np.inf, np.concatenate([[-np.inf], self.entry_threshold[:-1]]))
+        lo = np.searchsorted(thresholds, previous, side="right")
+        hi = np.searchsorted(thresholds, self.entry_threshold, side="right")
+        shape = (len(thresholds) + 1, len(start) - 1)
+        rows, cols = np.concatenate([lo, hi]), np.concatenate([image, image])
+        matrices = []
+        for values in (self.entry_tp_disc, self.entry_tp_cont, self.entry_fp):
+            v = np.asarray(values, dtype=np.float64)
+            matrices.append(scipy.sparse.csr_matrix((np.concatenate([v, -v]), (rows, cols)), shape=shape))
+        return len(thresholds), matrices
+
+    def resampled(self, weights: np.ndarray) -> dict[str, np.ndarray]:
+        """Max-rule TPR at each FP count for every resample (rows of `weights`)."""
+        n_points, (disc, cont, fp) = self._spread_matrices()
+        n_faces = weights.astype(np.float64) @ np.asarray(self.faces, dtype=np.float64)
+        out = {name: np.full(weights.shape[0], np.nan) for name in self.names()}
+        block = max(1, FDDB_BLOCK_CELLS // max(1, n_points))
+        for s in range(0, weights.shape[0], block):
+            columns = np.ascontiguousarray(weights[s:s + block].T, dtype=np.float64)
+            fps = np.cumsum(fp @ columns, axis=0)[:n_points]
+            faces = n_faces[s:s + block]
+            for kind, matrix in (("disc", disc), ("cont", cont)):
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    tpr = np.cumsum(matrix @ columns, axis=0)[:n_points] / faces[None, :]
+                for limit in FDDB_LIMITS:
+                    best = np.where(fps <= limit, tpr, -np.inf).max(axis=0, initial=-np.inf)
+                    best[~np.isfinite(best) | (faces == 0)] = np.nan
+                    out[f"{kind}_tpr_at_{limit}fp"][s:s + block] = best
+        return out
+
+
 def records_from_result(result: Any) -> Records:
     """The bootstrap records of an in-memory protocol result (WiderResult, FaceEvalResult)."""
     if hasattr(result, "settings") and hasattr(result, "image_faces"):
@@ -231,15 +305,13 @@ def records_from_result(result: Any) -> Records:
                                fp=np.asarray(result.fp, dtype=bool), image_index=np.asarray(result.image_index),
                                positives_per_image=np.asarray(result.positives_per_image),
                                points={"ap": float(result.ap)})
-    fddb = _fddb_records_from_result(result)
-    if fddb is not None:
-        return fddb
+    if hasattr(result, "entries") and hasattr(result, "curve"):
+        e = result.entries
+        metrics = result.metrics
+        return FddbRecords(image_ids=tuple(result.image_ids), faces=np.asarray(e.faces), entry_start=e.start,
+                           entry_threshold=e.threshold, entry_tp_disc=e.tp_disc, entry_tp_cont=e.tp_cont,
+                           entry_fp=e.fp, points={k: v for k, v in metrics.items() if k in FddbRecords.names()})
     raise InputError(None, None, f"no bootstrap support for {type(result).__name__} results")
-
-
-def _fddb_records_from_result(result: Any) -> Records | None:
-    """FDDB support hook (protocols/fddb.py): None until that protocol offers per-image records."""
-    return None
 
 
 # ------------------------------------------------------------------------------------------------ intervals
@@ -352,15 +424,21 @@ def load_records(result_path: str | os.PathLike, doc: Mapping[str, Any] | None =
                                    tp=data["tp"].astype(bool), fp=data["fp"].astype(bool),
                                    image_index=data["image_index"].astype(np.int64),
                                    positives_per_image=data["positives_per_image"], points=points)
-        fddb = _fddb_records_from_file(protocol, data, path, doc)
-        if fddb is not None:
-            return fddb
+        if protocol == "fddb":
+            keys = ["image_ids", "faces", "entry_start", "entry_threshold", "entry_tp_disc", "entry_tp_cont",
+                    "entry_fp", "meta"]
+            _require(data, keys, path, doc)
+            meta = [str(x) for x in data["meta"]]
+            if len(meta) >= 4 and meta[3] != doc.get("ground_truth_sha256"):
+                raise InputError(path, None, "records were written for another ground truth than "
+                                 f"{result_path.name} (sha256 differs); {_rerun_hint(doc)}")
+            return FddbRecords(image_ids=tuple(str(x) for x in data["image_ids"]), faces=data["faces"],
+                               entry_start=data["entry_start"], entry_threshold=data["entry_threshold"],
+                               entry_tp_disc=data["entry_tp_disc"], entry_tp_cont=data["entry_tp_cont"],
+                               entry_fp=data["entry_fp"],
+                               points={k: (None if v is None else float(v)) for k, v in metrics.items()
+                                       if k in FddbRecords.names()})
     raise InputError(result_path, None, f"no bootstrap support for protocol {protocol!r}")
-
-
-def _fddb_records_from_file(protocol: str | None, data, path: Path, doc: Mapping[str, Any]) -> Records | None:
-    """FDDB support hook for records files (see _fddb_records_from_result)."""
-    return None
 
 
 def intervals_for_file(result_path: str | os.PathLike, resamples: int = DEFAULT_RESAMPLES,

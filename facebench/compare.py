@@ -15,8 +15,9 @@ from facebench.errors import InputError
 from facebench.results import read_document
 
 # Settings that name an input rather than change how it is scored: they may differ between compared results.
-INPUT_SETTINGS = frozenset({"predictions", "ground_truth_dir", "detections", "detections_format", "detections_dir",
-                            "breakdown_base", "label", "images", "image_sizes", "annotations_dir"})
+INPUT_SETTINGS = frozenset({"predictions", "ground_truth_dir", "ground_truth", "detections", "detections_dir",
+                            "detections_format", "detection_format", "breakdown_base", "label", "images",
+                            "image_sizes", "annotations_dir"})
 
 
 @dataclass(frozen=True)
@@ -53,13 +54,14 @@ class Comparison:
     def table(self) -> str:
         """The table `facebench compare` prints (metrics in percent)."""
         pct = f"{int(round(self.level * 100))}% interval"
+        width = max([10] + [len(d.metric) for d in self.differences])
         lines = [f"paired bootstrap over {self.n_images} images ({self.resamples} resamples, seed {self.seed})",
                  f"  A = {self.a}", f"  B = {self.b}",
-                 f"{'metric':<10} {'A':>8} {'B':>8} {'A - B':>8}   {pct:<18} {'p':>8}"]
+                 f"{'metric':<{width}} {'A':>8} {'B':>8} {'A - B':>8}   {pct:<18} {'p':>8}"]
         for d in self.differences:
             interval = "n/a" if d.low is None else f"[{100 * d.low:+.2f}, {100 * d.high:+.2f}]"
             mark = " *" if d.significant else ""
-            lines.append(f"{d.metric:<10} {_pct(d.a):>8} {_pct(d.b):>8} {_pct(d.difference, signed=True):>8}   "
+            lines.append(f"{d.metric:<{width}} {_pct(d.a):>8} {_pct(d.b):>8} {_pct(d.difference, signed=True):>8}   "
                          f"{interval:<18} {format_p_value(d.p_value, self.resamples):>8}{mark}")
         if any(d.significant for d in self.differences):
             lines.append("* the interval excludes 0: a statistically significant difference")

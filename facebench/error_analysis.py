@@ -70,37 +70,48 @@ def first_hit_flags(choice: np.ndarray, keep: np.ndarray, evaluated: np.ndarray)
 
 def best_overlaps(gt: WiderGroundTruth, boxes: np.ndarray, image: np.ndarray, keep: np.ndarray,
                   which: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """For predictions `which`: best float IoU (and face) among counted faces, and among the other faces."""
+    """For predictions `which`: best float IoU (and first face reaching it) among counted faces, and among the
+    other faces of the image; 0 and -1 where no face overlaps."""
     n = len(which)
-    best_kept, best_other = np.zeros(n), np.zeros(n)
-    face_kept, face_other = np.full(n, -1, dtype=np.int64), np.full(n, -1, dtype=np.int64)
+    best = {True: np.zeros(n), False: np.zeros(n)}
+    face = {True: np.full(n, -1, dtype=np.int64), False: np.full(n, -1, dtype=np.int64)}
     counts = np.diff(gt.face_offsets)[image[which]]
     ends = np.cumsum(counts)
+    gx1 = gt.boxes[:, 0].astype(np.float64)
+    gx2 = gx1 + gt.boxes[:, 2]
+    px1 = boxes[which, 0]
+    px2 = px1 + boxes[which, 2]
     start = 0
     while start < n:
         # Blocks of predictions holding at most PAIRS_PER_BLOCK (prediction, face) pairs.
         limit = (ends[start - 1] if start else 0) + PAIRS_PER_BLOCK
         stop = max(start + 1, int(np.searchsorted(ends, limit, side="right")))
-        sel = np.arange(start, stop)
-        c = counts[sel]
-        pair_row = np.repeat(sel, c)
+        c = counts[start:stop]
+        pair_row = np.repeat(np.arange(start, stop), c)
         first = np.cumsum(c) - c
-        pair_face = (np.arange(int(c.sum())) - np.repeat(first, c)
-                     + np.repeat(gt.face_offsets[image[which[sel]]], c))
-        if pair_row.size:
-            iou = float_overlap(gt.boxes[pair_face], boxes[which[pair_row], :4])
-            iou = np.clip(np.nan_to_num(iou, nan=0.0, posinf=0.0, neginf=0.0), 0.0, 1.0)
-            for kept_side, best, face in ((True, best_kept, face_kept), (False, best_other, face_other)):
-                value = np.where(keep[pair_face] == kept_side, iou, -1.0)
-                # Per prediction: the largest value, then the first face reaching it.
-                order = np.lexsort((pair_face, -value, pair_row))
-                lead = order[np.concatenate(([True], pair_row[order][1:] != pair_row[order][:-1]))]
-                rows = pair_row[lead]
-                good = value[lead] > 0
-                best[rows[good]] = value[lead][good]
-                face[rows[good]] = pair_face[lead][good]
+        face_start = gt.face_offsets[image[which[start:stop]]]
+        pair_face = np.arange(int(c.sum())) - np.repeat(first, c) + np.repeat(face_start, c)
+        # Only pairs overlapping in x can have a positive IoU (the +1 convention widens by one pixel).
+        near = (gx1[pair_face] <= px2[pair_row] + 1) & (px1[pair_row] <= gx2[pair_face] + 1)
+        pair_row, pair_face = pair_row[near], pair_face[near]
         start = stop
-    return best_kept, face_kept, best_other, face_other
+        if pair_row.size == 0:
+            continue
+        iou = float_overlap(gt.boxes[pair_face], boxes[which[pair_row], :4])
+        iou = np.clip(np.nan_to_num(iou, nan=0.0, posinf=0.0, neginf=0.0), 0.0, 1.0)
+        # Pairs are grouped by prediction: per-segment maxima, then the first face reaching the maximum.
+        seg = np.flatnonzero(np.concatenate(([True], pair_row[1:] != pair_row[:-1])))
+        rows = pair_row[seg]
+        sizes = np.diff(np.append(seg, pair_row.size))
+        for kept_side in (True, False):
+            value = np.where(keep[pair_face] == kept_side, iou, 0.0)
+            top = np.maximum.reduceat(value, seg)
+            at_top = (value == np.repeat(top, sizes)) & (value > 0)
+            lead = np.minimum.reduceat(np.where(at_top, pair_face, np.iinfo(np.int64).max), seg)
+            good = top > 0
+            best[kept_side][rows[good]] = top[good]
+            face[kept_side][rows[good]] = lead[good]
+    return best[True], face[True], best[False], face[False]
 
 
 @dataclass(frozen=True, eq=False)
@@ -230,11 +241,11 @@ def choose_threshold(curve, scores: np.ndarray, semantics: str, *, score: float 
         if scores.size == 0 or score > scores.max():
             raise InputError(None, None, f"no prediction has a score >= {score:g}")
         if score <= scores.min():
-            return curves.THRESH_NUM - 1, f"score >= {score:g}"
+            return curves.THRESH_NUM - 1, f"score >= {score:g}, on the protocol's threshold grid"
         # Appending a score inside the range leaves the normalisation bounds unchanged.
         norm = curves.normalise_scores(np.append(scores, score), semantics)[-1:]
         index = int(min(curves.entry_threshold(norm)[0], curves.THRESH_NUM - 1))
-        return index, f"score >= {score:g}"
+        return index, f"score >= {score:g}, on the protocol's threshold grid"
     if precision is not None:
         ok = np.flatnonzero(np.nan_to_num(curve.precision, nan=-1.0) >= precision)
         if ok.size == 0:
@@ -356,7 +367,7 @@ class ErrorAnalysis:
         fig, axes = plt.subplots(1, len(groups), figsize=(2.6 * len(groups) + 1.5, 3.8), squeeze=False,
                                  sharey=True)
         for ax, (title, rows) in zip(axes[0], groups):
-            labels = [k.split("=", 1)[-1] for k in rows]
+            labels = [k[len("height"):].lstrip("=") if k.startswith("height") else k for k in rows]
             rates = [100 * r["missed"] / r["faces"] if r["faces"] else 0.0 for r in rows.values()]
             ax.bar(labels, rates, color=np.array(COLOURS["missed"]) / 255)
             ax.set_title(title)
@@ -540,7 +551,8 @@ def write_gallery(analysis: ErrorAnalysis, gt: WiderGroundTruth, predictions: Wi
     p = analysis.point
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>facebench error gallery: {html.escape(analysis.setting)}</title>
-<style>body{{font-family:sans-serif;margin:1em}} figure{{display:inline-block;width:480px;margin:6px;vertical-align:top}}
+<style>body{{font-family:sans-serif;margin:1em}}
+figure{{display:inline-block;width:480px;margin:6px;vertical-align:top}}
 img{{max-width:480px;border:1px solid #ccc}} figcaption{{font-size:12px}}</style></head><body>
 <h1>Worst images: WIDER FACE {html.escape(analysis.setting)}</h1>
 <p>Operating point {html.escape(p.how)}: threshold {p.threshold:.3f}, {p.true_positives} TP of {p.proposals}

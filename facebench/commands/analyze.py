@@ -39,7 +39,8 @@ def check_same_numbers(analysis_ap: float | None, doc: dict, setting: str, resul
               help="Folder for analysis.json and the charts (default: RESULT's name + .analysis beside it).")
 @click.option("--images", "images_dir", type=click.Path(file_okay=False, path_type=Path),
               help="WIDER_val/images folder: also write gallery.html of the worst images with boxes drawn.")
-@click.option("--setting", type=click.Choice(["easy", "medium", "hard"]), default="hard", show_default=True)
+@click.option("--setting", type=click.Choice(["easy", "medium", "hard"]), default="hard", show_default=True,
+              help="Setting whose counted faces define TPs, FPs and misses.")
 @click.option("--score", type=float, help="Operating point: predictions with at least this raw score.")
 @click.option("--precision", type=click.FloatRange(0, 1), help="Operating point: highest recall with this precision.")
 @click.option("--recall", type=click.FloatRange(0, 1), help="Operating point: highest threshold reaching this recall.")
