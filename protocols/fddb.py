@@ -8,6 +8,8 @@ into one ROC -> `DiscROC.txt` / `ContROC.txt` text and the result JSON.
 
 from __future__ import annotations
 
+import itertools
+import math
 import os
 import re
 import sys
@@ -55,25 +57,16 @@ def read_text_lines(path: str | os.PathLike) -> list[str]:
     return lines
 
 
-def _parse_numbers(rows: Sequence[str], line_numbers: Sequence[int], path: Path, ncols: int,
-                   fields: str) -> np.ndarray:
-    """The first `ncols` numbers of every row as an (n, ncols) float array; bad rows name their line."""
-    tokens: list[str] = []
-    for row, line in zip(rows, line_numbers):
-        parts = row.split()
-        if len(parts) < ncols:
-            found = repr(row.strip()) if row.strip() else "an empty line"
-            raise InputError(path, line, f"expected {ncols} numbers ({fields}), found {found}")
-        tokens.extend(parts[:ncols])
+def _numbers(tokens: list[str], line_numbers: Sequence[int], path: Path, ncols: int) -> np.ndarray:
+    """Tokens (ncols per row) as an (n, ncols) float array; a bad token names its line."""
     try:
         values = np.array(tokens, dtype=np.float64).reshape(-1, ncols)
     except ValueError:
-        for row, line in zip(rows, line_numbers):
-            for token in row.split()[:ncols]:
-                try:
-                    float(token)
-                except ValueError:
-                    raise InputError(path, line, f"not a number: {token!r}") from None
+        for k, token in enumerate(tokens):
+            try:
+                float(token)
+            except ValueError:
+                raise InputError(path, line_numbers[k // ncols], f"not a number: {token!r}") from None
         raise
     bad = ~np.isfinite(values).all(axis=1)
     if bad.any():
@@ -84,19 +77,20 @@ def _parse_numbers(rows: Sequence[str], line_numbers: Sequence[int], path: Path,
 
 @dataclass
 class _Blocks:
-    """Parsed `name / count / count region lines` blocks of one file."""
+    """Parsed `name / count / count region lines` blocks of one file (region rows as number tokens)."""
 
     names: list[str] = field(default_factory=list)
     name_lines: list[int] = field(default_factory=list)
     counts: list[int] = field(default_factory=list)
-    rows: list[str] = field(default_factory=list)
+    tokens: list[str] = field(default_factory=list)
     row_lines: list[int] = field(default_factory=list)
     next_line: int = 0
 
 
 def _parse_blocks(lines: list[str], path: Path, expected: Sequence[str] | None, start_image: int,
-                  what: str) -> _Blocks:
-    """Read blocks from `lines`; with `expected`, names must follow it from `start_image` on."""
+                  what: str, ncols: int, fields: str) -> _Blocks:
+    """Read blocks from `lines`; with `expected`, names must follow it from `start_image` on. Region rows
+    keep their first `ncols` tokens (fewer is an error naming the line)."""
     out = _Blocks()
     i, n = 0, len(lines)
     k = start_image
@@ -107,7 +101,7 @@ def _parse_blocks(lines: list[str], path: Path, expected: Sequence[str] | None, 
             break
         name, name_line = lines[i].strip(), i + 1
         if expected is not None and name != expected[k]:
-            known = name in _index_cache(expected)
+            known = name in set(expected)
             detail = "is listed elsewhere (images must follow the list order)" if known else "is not in the image list"
             raise InputError(path, name_line, f"expected image {expected[k]!r} (list entry {k + 1}), "
                              f"found {name!r}, which {detail}")
@@ -126,23 +120,19 @@ def _parse_blocks(lines: list[str], path: Path, expected: Sequence[str] | None, 
         out.names.append(name)
         out.name_lines.append(name_line)
         out.counts.append(count)
-        out.rows.extend(lines[i:i + count])
+        rows = [line.split() for line in lines[i:i + count]]
+        if rows and min(map(len, rows)) < ncols:
+            j = i + next(r for r, parts in enumerate(rows) if len(parts) < ncols)
+            found = repr(lines[j].strip()) if lines[j].strip() else "an empty line"
+            raise InputError(path, j + 1, f"expected {ncols} numbers ({fields}), found {found} "
+                             f"(image {name!r} announces {count} {what} at line {name_line + 1})")
+        for parts in rows:
+            out.tokens.extend(parts[:ncols])
         out.row_lines.extend(range(i + 1, i + count + 1))
         i += count
         k += 1
     out.next_line = i
     return out
-
-
-_INDEX_CACHE: dict[int, frozenset] = {}
-
-
-def _index_cache(names: Sequence[str]) -> frozenset:
-    key = id(names)
-    cached = _INDEX_CACHE.get(key)
-    if cached is None:
-        cached = _INDEX_CACHE[key] = frozenset(names)
-    return cached
 
 
 @dataclass(frozen=True, eq=False)
@@ -195,11 +185,11 @@ def _check_ellipses(values: np.ndarray, lines: Sequence[int], path: Path) -> Non
 
 def _ellipse_file(path: Path, expected: Sequence[str] | None) -> tuple[_Blocks, np.ndarray]:
     lines = read_text_lines(path)
-    blocks = _parse_blocks(lines, path, expected, 0, "faces")
+    blocks = _parse_blocks(lines, path, expected, 0, "faces", 5, "major minor angle cx cy")
     trailing = [j for j in range(blocks.next_line, len(lines)) if lines[j].strip()]
     if trailing:
         raise InputError(path, trailing[0] + 1, "unexpected content after the last listed image")
-    values = _parse_numbers(blocks.rows, blocks.row_lines, path, 5, "major minor angle cx cy")
+    values = _numbers(blocks.tokens, blocks.row_lines, path, 5)
     _check_ellipses(values, blocks.row_lines, path)
     return blocks, values
 
@@ -325,8 +315,8 @@ def read_detections(source: str | os.PathLike, gt: FddbGroundTruth, fmt: str = "
     k = 0
     for path in files:
         lines = read_text_lines(path)
-        blocks = _parse_blocks(lines, path, gt.images, k, "detections")
-        values = _parse_numbers(blocks.rows, blocks.row_lines, path, ncols, FORMAT_FIELDS[fmt])
+        blocks = _parse_blocks(lines, path, gt.images, k, "detections", ncols, FORMAT_FIELDS[fmt])
+        values = _numbers(blocks.tokens, blocks.row_lines, path, ncols)
         if fmt == "ellipse":
             _check_ellipses(values, blocks.row_lines, path)
         trailing = [j for j in range(blocks.next_line, len(lines)) if lines[j].strip()]
@@ -367,7 +357,8 @@ def read_size_table(path: str | os.PathLike, gt: FddbGroundTruth) -> ImageSizes:
         except ValueError:
             if number == 1 and not table:
                 continue  # header
-            raise InputError(path, number, f"width and height must be integers, found {parts[1]!r} {parts[2]!r}") from None
+            raise InputError(path, number, "width and height must be integers, found "
+                             f"{parts[1]!r} {parts[2]!r}") from None
         if w <= 0 or h <= 0:
             raise InputError(path, number, f"image size must be positive, found {w}x{h}")
         if parts[0] in table and table[parts[0]][:2] != (w, h):
@@ -445,15 +436,57 @@ def _region_extents(runs: raster.Runs) -> tuple[np.ndarray, ...]:
     return x1, y1, x2, y2
 
 
-def pair_overlaps(gt: FddbGroundTruth, dets: FddbDetections, sizes: ImageSizes,
-                  convention: str = "opencv21") -> PairOverlaps:
+RASTER_CACHE_VERSION = "fddb-raster-1"
+_RUNS_FIELDS = ("start", "row", "x1", "x2", "row0", "nrows", "band_base", "row_start")
+
+
+def _cache_dir() -> Path | None:
+    """FACEBENCH_CACHE (empty disables caching), else ~/.cache/facebench."""
+    root = os.environ.get("FACEBENCH_CACHE")
+    if root is not None and not root.strip():
+        return None
+    return Path(root) if root else Path.home() / ".cache" / "facebench"
+
+
+def face_runs(gt: FddbGroundTruth, sizes: ImageSizes, convention: str, cache: bool = True,
+              pi: float = math.pi) -> raster.Runs:
+    """The annotated ellipses rasterised in their images, cached on disk by content (they never change)."""
+    import hashlib
+
+    face_image = np.repeat(np.arange(gt.n_images), gt.faces_per_image())
+    width, height = sizes.width[face_image], sizes.height[face_image]
+    digest = hashlib.sha256()
+    for part in (RASTER_CACHE_VERSION.encode(), convention.encode(), repr(float(pi)).encode(),
+                 np.ascontiguousarray(gt.ellipses, np.float64),
+                 np.ascontiguousarray(width, np.int64), np.ascontiguousarray(height, np.int64)):
+        digest.update(part if isinstance(part, bytes) else part.tobytes())
+    root = _cache_dir() if cache else None
+    path = None if root is None else root / f"fddb_faces_{digest.hexdigest()[:32]}.npz"
+    if path is not None and path.is_file():
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                return raster.Runs(**{name: data[name].astype(np.int64) for name in _RUNS_FIELDS})
+        except (OSError, KeyError, ValueError):
+            pass
+    e = gt.ellipses
+    runs = raster.rasterise_ellipses(e[:, 0], e[:, 1], e[:, 2], e[:, 3], e[:, 4], width, height, convention, pi)
+    if path is not None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(path.name + f".{os.getpid()}.tmp.npz")
+            np.savez(tmp, **{name: getattr(runs, name).astype(np.int32) for name in _RUNS_FIELDS})
+            os.replace(tmp, path)
+        except OSError:
+            pass  # a read-only home only costs speed
+    return runs
+
+
+def pair_overlaps(gt: FddbGroundTruth, dets: FddbDetections, sizes: ImageSizes, convention: str = "opencv21",
+                  cache: bool = True, pi: float = math.pi) -> PairOverlaps:
     """Overlaps of all touching (face, detection) pairs on the official pixel raster, clipped to the image."""
     raster.check_convention(convention)
-    face_image = np.repeat(np.arange(gt.n_images), gt.faces_per_image())
     det_image = np.repeat(np.arange(gt.n_images), np.diff(dets.det_start))
-    e = gt.ellipses
-    faces = raster.rasterise_ellipses(e[:, 0], e[:, 1], e[:, 2], e[:, 3], e[:, 4], sizes.width[face_image],
-                                      sizes.height[face_image], convention)
+    faces = face_runs(gt, sizes, convention, cache=cache, pi=pi)
     face_area = faces.areas()
     fx1, fy1, fx2, fy2 = _region_extents(faces)
     r = dets.regions
@@ -465,7 +498,7 @@ def pair_overlaps(gt: FddbGroundTruth, dets: FddbDetections, sizes: ImageSizes,
         det_runs = None
     else:
         det_runs = raster.rasterise_ellipses(r[:, 0], r[:, 1], r[:, 2], r[:, 3], r[:, 4], sizes.width[det_image],
-                                             sizes.height[det_image], convention)
+                                             sizes.height[det_image], convention, pi)
         det_area = det_runs.areas()
         dx1, dy1, dx2, dy2 = _region_extents(det_runs)
     # All (face, detection) pairs of each image, then only those whose pixel extents touch.
@@ -524,12 +557,86 @@ def _hungarian_counts(matrix: np.ndarray) -> tuple[float, int]:
     if matrix.shape[0] > matrix.shape[1]:  # the official solver needs rows <= columns
         matrix = matrix.T
     rows, cols = linear_sum_assignment(matrix, maximize=True)
-    chosen = matrix[rows, cols]
-    chosen = chosen[chosen > 0]
-    total = 0.0
-    for value in chosen:  # row order, as the official sums its match pairs
-        total += float(value)
-    return total, int(np.count_nonzero(chosen > 0.5))
+    total, above = 0.0, 0
+    for value in matrix[rows, cols].tolist():  # row order, as the official sums its match pairs
+        if value > 0:
+            total += value
+            above += value > 0.5
+    return total, above
+
+
+def _conflict_entries(faces: list[int], ranks: list[int], det_ids: list[int], values: list[float],
+                      valid_counts: list[int]) -> list[tuple[float, int]]:
+    """(TP_cont, TP_disc) of one image at the given numbers of valid detections (ascending), by adding
+    detections in rank order and re-solving only the connected component each one joins.
+
+    The maximum-sum assignment of the filtered matrix is the union of its components' optima (entries across
+    components are 0). A component with one face or one detection takes its largest overlap; larger ones go
+    to scipy's Hungarian method (faces as rows unless they outnumber the detections, columns in file order).
+    """
+    parent: dict[tuple[str, int], tuple[str, int]] = {}
+
+    def find(node):
+        root = node
+        while parent.get(root, root) != root:
+            root = parent[root]
+        while parent.get(node, node) != root:  # path compression
+            parent[node], node = root, parent[node]
+        return root
+
+    members: dict[tuple[str, int], list[tuple[int, int, float]]] = {}  # root -> edges (face, det id, value)
+    solved: dict[tuple[str, int], tuple[float, int]] = {}
+    total_cont, total_disc = 0.0, 0
+    out: list[tuple[float, int]] = []
+    if any(b < a for a, b in zip(valid_counts, valid_counts[1:])):
+        raise ValueError("valid counts must ascend")
+    targets = iter(valid_counts)
+    target = next(targets, None)
+    k, n_edges = 0, len(ranks)
+    rank = 0
+    while target is not None:
+        # add detection `rank` with all its edges
+        det_node = ("d", rank)
+        edges = []
+        while k < n_edges and ranks[k] == rank:
+            edges.append((faces[k], det_ids[k], values[k]))
+            k += 1
+        if edges:
+            roots = {find(("f", f)) for f, _, _ in edges}
+            merged = list(edges)
+            for root in roots:
+                merged.extend(members.pop(root, ()))
+                old = solved.pop(root, None)
+                if old is not None:
+                    total_cont -= old[0]
+                    total_disc -= old[1]
+            for root in roots:
+                parent[root] = det_node
+            members[det_node] = merged
+            value = _component_optimum(merged)
+            solved[det_node] = value
+            total_cont += value[0]
+            total_disc += value[1]
+        rank += 1
+        while target is not None and rank == target:
+            out.append((total_cont, total_disc))
+            target = next(targets, None)
+    return out
+
+
+def _component_optimum(edges: list[tuple[int, int, float]]) -> tuple[float, int]:
+    """(sum of matched overlaps, pairs above 0.5) of one connected component's maximum-sum assignment."""
+    face_ids = sorted({f for f, _, _ in edges})
+    det_ids = sorted({d for _, d, _ in edges})
+    if len(face_ids) == 1 or len(det_ids) == 1:  # a star: its largest overlap (ties give equal counts)
+        best = max(v for _, _, v in edges)
+        return best, int(best > 0.5)
+    fi = {f: i for i, f in enumerate(face_ids)}
+    di = {d: j for j, d in enumerate(det_ids)}
+    dense = np.zeros((len(face_ids), len(det_ids)))
+    for f, d, v in edges:
+        dense[fi[f], di[d]] = v
+    return _hungarian_counts(dense)
 
 
 def _filtered_matrix(dense: np.ndarray, valid_cols: np.ndarray) -> np.ndarray:
@@ -547,8 +654,10 @@ def image_entries(gt: FddbGroundTruth, dets: FddbDetections, overlaps: PairOverl
     Vectorised: a threshold's valid detections are a prefix of the image's detections by descending score,
     so its overlap graph is a prefix of the image's edges sorted by that rank. Where every connected
     component of that graph is a star (one face or one detection at the centre), the maximum-sum assignment
-    takes each star's largest overlap (ties cannot change the counts); the remaining thresholds are solved
-    with scipy's Hungarian method on the official filtered matrix.
+    takes each star's largest overlap (ties cannot change the counts). Thresholds with a larger component
+    are solved per image by adding detections in score order and re-solving only the component each one
+    joins, with scipy's Hungarian method. (Like the official libhungarian, any exact tie between optimal
+    assignments is broken by the solver; only ties that change the count of pairs above 0.5 could matter.)
     """
     n_img = gt.n_images
     nd = np.diff(dets.det_start)
@@ -645,17 +754,15 @@ def image_entries(gt: FddbGroundTruth, dets: FddbDetections, overlaps: PairOverl
         fallback.extend(np.nonzero(conflict[idx])[0] + done)
         done = stop
     if fallback:
-        dense_cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        for entry in fallback:
-            img = int(e_img[entry])
-            if img not in dense_cache:
-                s, t = edge_start[img], edge_start[img + 1]
-                dense = np.zeros((int(gt.face_start[img + 1] - gt.face_start[img]), int(nd[img])))
-                dense[ed_face[s:t], ed_det[s:t] - dets.det_start[img]] = ed_val[s:t]
-                dense_cache[img] = (dense, rank[dets.det_start[img]:dets.det_start[img + 1]])
-            dense, ranks = dense_cache[img]
-            total, disc = _hungarian_counts(_filtered_matrix(dense, ranks < e_valid[entry]))
-            tp_cont[entry], tp_disc[entry] = total, disc
+        fallback_arr = np.array(fallback, dtype=np.int64)
+        for img in np.unique(e_img[fallback_arr]).tolist():
+            mine = fallback_arr[e_img[fallback_arr] == img]
+            mine = mine[np.argsort(e_valid[mine], kind="stable")]  # ascending valid counts
+            s, t = int(edge_start[img]), int(edge_start[img + 1])
+            solved = _conflict_entries(ed_face[s:t].tolist(), ed_rank[s:t].tolist(), ed_det[s:t].tolist(),
+                                       ed_val[s:t].tolist(), e_valid[mine].tolist())
+            for entry, (total, disc) in zip(mine.tolist(), solved):
+                tp_cont[entry], tp_disc[entry] = total, disc
     start = np.searchsorted(e_img, np.arange(n_img + 1), side="left").astype(np.int64)
     return ImageEntries(start=start, threshold=e_thr, valid=e_valid, tp_cont=tp_cont, tp_disc=tp_disc,
                         faces=gt.faces_per_image())
@@ -726,13 +833,8 @@ def _exact_spread(values: np.ndarray, lo: np.ndarray, hi: np.ndarray, n: int) ->
     for value, a, b in zip(scaled.tolist(), lo[nonzero].tolist(), hi[nonzero].tolist()):
         acc[a] += value
         acc[b] -= value
-    out = np.empty(n)
-    running = 0
     denominator = 2 ** scale
-    for j in range(n):
-        running += acc[j]
-        out[j] = running / denominator
-    return out
+    return np.array([value / denominator for value in itertools.accumulate(acc[:-1])], dtype=np.float64)
 
 
 def format_number(value: float) -> str:
@@ -819,6 +921,7 @@ class FddbResult:
     folds: tuple[str, ...]
     n_detections: int
     n_pairs: int
+    pi: float = math.pi
 
     @property
     def metrics(self) -> dict[str, Any]:
@@ -827,7 +930,7 @@ class FddbResult:
 
     def protocol_settings(self) -> dict[str, Any]:
         """Everything that determines the numbers."""
-        return {"ellipse_convention": self.convention, "detection_format": self.detection_format,
+        return {"ellipse_convention": self.convention, "pi": self.pi, "detection_format": self.detection_format,
                 "overlap": "pixel IoU on the OpenCV raster, clipped to the image", "matching": "hungarian-max-sum",
                 "discrete_threshold": "> 0.5", "tpr_at_fp_rule": "max TPR over points with FP <= k ('_strict': "
                 "face-eval, first row with FP < k after sorting each column)",
@@ -876,17 +979,21 @@ class FddbResult:
         return "\n".join(rows)
 
 
-def evaluate(gt: FddbGroundTruth, dets: FddbDetections, sizes: ImageSizes,
-             convention: str = "opencv21") -> FddbResult:
-    """The official FDDB evaluation of `dets` on `gt` (images of the given sizes)."""
-    overlaps = pair_overlaps(gt, dets, sizes, convention)
+def evaluate(gt: FddbGroundTruth, dets: FddbDetections, sizes: ImageSizes, convention: str = "opencv21",
+             cache: bool = True, pi: float = math.pi) -> FddbResult:
+    """The official FDDB evaluation of `dets` on `gt` (images of the given sizes).
+
+    `pi` is the program's M_PI (raster.MSVC_PI reproduces Windows builds); `cache` keeps the annotation
+    rasters on disk (see `face_runs`); results never depend on it.
+    """
+    overlaps = pair_overlaps(gt, dets, sizes, convention, cache=cache, pi=pi)
     entries = image_entries(gt, dets, overlaps)
     curve = merge_entries(entries)
     return FddbResult(curve=curve, entries=entries, image_ids=gt.images, convention=convention,
                       detection_format=dets.format, ground_truth_source=gt.source,
                       ground_truth_sha256=gt.sha256(), detections_source=", ".join(dets.files),
                       sizes_source=sizes.source, folds=gt.folds, n_detections=dets.count,
-                      n_pairs=int(len(overlaps.face)))
+                      n_pairs=int(len(overlaps.face)), pi=pi)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -895,7 +1002,7 @@ def evaluate(gt: FddbGroundTruth, dets: FddbDetections, sizes: ImageSizes,
 
 
 def evaluate_reference(gt: FddbGroundTruth, dets: FddbDetections, sizes: ImageSizes,
-                       convention: str = "opencv21") -> RocCurve:
+                       convention: str = "opencv21", pi: float = math.pi) -> RocCurve:
     """The same ROC computed one image, one region, one threshold at a time."""
     cumulative: list[tuple[float, int, float, float, float]] = []  # (threshold, N, tp_cont, tp_disc, fp)
     for img in range(gt.n_images):
@@ -904,11 +1011,11 @@ def evaluate_reference(gt: FddbGroundTruth, dets: FddbDetections, sizes: ImageSi
         det_rows = dets.regions[dets.det_start[img]:dets.det_start[img + 1]]
         det_scores = dets.scores[dets.det_start[img]:dets.det_start[img + 1]]
         n_faces = len(face_rows)
-        face_masks = [raster.ellipse_mask_reference(*row, w, h, convention) for row in face_rows]
+        face_masks = [raster.ellipse_mask_reference(*row, w, h, convention, pi) for row in face_rows]
         if dets.format == "rect":
             det_masks = [raster.rectangle_mask_reference(*row, w, h) for row in det_rows]
         else:
-            det_masks = [raster.ellipse_mask_reference(*row, w, h, convention) for row in det_rows]
+            det_masks = [raster.ellipse_mask_reference(*row, w, h, convention, pi) for row in det_rows]
         matrix = np.zeros((n_faces, len(det_rows)))
         for i, fm in enumerate(face_masks):
             for j, dm in enumerate(det_masks):

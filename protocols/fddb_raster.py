@@ -10,13 +10,20 @@ reproduces that raster in NumPy, vectorised over many regions, without depending
   1-degree angles, 5/18/30/90-degree vertex steps), then `FillConvexPoly`: each edge drawn with the
   fixed-point line routine, then the scan-line fill.
 
-Three ellipse conventions (`CONVENTIONS`), all validated pixel for pixel where a reference exists:
+Three ellipse conventions (`CONVENTIONS`):
 
 * ``opencv21``: the program as released, on OpenCV <= 2.1, whose `ellipse2Poly` turned the rotation the
-  other way on screen (``y = cy - x sin a - y cos a``) and whose fixed-point line routine clipped edges to the
-  image shrunk by 2 pixels (the scan fill still reaches the border);
-* ``negated-angle``: the community's "180 - angle" patch (imistyrain/fddb) on OpenCV >= 2.2;
-* ``opencv4``: the unmodified program on OpenCV >= 2.2 (checked against OpenCV 4.x).
+  other way on screen (``y = cy - x sin a - y cos a``), whose edge walk is the older loop, and whose
+  fixed-point line routine clipped edges to the image shrunk by 2 pixels (the scan fill still reaches the
+  border). Written from the OpenCV 1.x / 2.x drawing code; no OpenCV 2.1 binary was run. Away from that
+  border band it equals ``negated-angle`` pixel for pixel (same vertices in reverse order, same fill);
+* ``negated-angle``: the community's "180 - angle" patch (imistyrain/fddb) on OpenCV >= 2.2; pixel-exact
+  against OpenCV 4.x, and it reproduces imistyrain's published ROC files byte for byte;
+* ``opencv4``: the unmodified program on OpenCV >= 2.2; pixel-exact against OpenCV 4.x, and it reproduces the
+  official program's figures of spec §6.2 / §6.3 (the spec's oracle ran on OpenCV 4.6 and 2.4.11).
+
+The scalar functions at the end (`ellipse_mask_reference`, ...) write OpenCV's loops out literally; the tests
+check the vectorised closed forms against them for every convention.
 
 Regions come out as row runs (`Runs`): per region, sorted (row, x1, x2) pixel intervals, so that the
 intersection of two regions is a sum over shared rows.
@@ -24,11 +31,13 @@ intersection of two regions is a sum over shared rows.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 CONVENTIONS = ("opencv21", "negated-angle", "opencv4")
+MSVC_PI = 3.14156  # the official reader's M_PI fallback where the compiler lacks it (MSVC builds)
 XY_SHIFT = 16
 XY_ONE = 1 << XY_SHIFT
 HALF = XY_ONE >> 1
@@ -65,10 +74,13 @@ def round_half_even_f32(values: np.ndarray) -> np.ndarray:
     return np.rint(np.asarray(values, dtype=np.float64).astype(np.float32)).astype(np.int64)
 
 
-def drawing_angles(theta: np.ndarray, convention: str) -> np.ndarray:
-    """The integer degrees cvEllipse rotates by: round((pi - theta) 180/pi), or of 180 minus it when negated."""
+def drawing_angles(theta: np.ndarray, convention: str, pi: float = math.pi) -> np.ndarray:
+    """The integer degrees cvEllipse rotates by: round((pi - theta) 180/pi), or of 180 minus it when negated.
+
+    `pi` is the reader's M_PI (MSVC_PI for Windows builds of the official program).
+    """
     check_convention(convention)
-    degrees = (np.pi - np.asarray(theta, dtype=np.float64)) * 180.0 / np.pi  # the official reader's formula
+    degrees = (pi - np.asarray(theta, dtype=np.float64)) * 180.0 / pi  # the official reader's formula
     if convention == "negated-angle":
         degrees = 180.0 - degrees
     return np.rint(degrees).astype(np.int64)
@@ -86,9 +98,9 @@ class EllipseParams:
 
 
 def ellipse_params(ra: np.ndarray, rb: np.ndarray, theta: np.ndarray, cx: np.ndarray, cy: np.ndarray,
-                   convention: str) -> EllipseParams:
+                   convention: str, pi: float = math.pi) -> EllipseParams:
     """FDDB ellipses (major radius, minor radius, angle in radians, centre) as cvEllipse arguments."""
-    angle = drawing_angles(theta, convention)
+    angle = drawing_angles(theta, convention, pi)
     # ellipse2Poly brings the angle into [0, 360] by whole turns (a positive multiple of 360 stays 360).
     norm = np.mod(angle, 360)
     norm = np.where((norm == 0) & (angle > 0), 360, norm)
@@ -130,100 +142,170 @@ def clip_segments(x1: np.ndarray, y1: np.ndarray, x2: np.ndarray, y2: np.ndarray
     both truncate toward zero.
     """
     x1, y1, x2, y2 = (np.array(v, dtype=np.int64) for v in (x1, y1, x2, y2))
+    right = np.broadcast_to(right, x1.shape)
+    bottom = np.broadcast_to(bottom, x1.shape)
 
-    def codes(x, y):
-        return ((x < 0).astype(np.int64) + (x > right) * 2 + (y < 0) * 4 + (y > bottom) * 8)
+    def codes(x, y, r, b):
+        return (x < 0).astype(np.int64) + (x > r) * 2 + (y < 0) * 4 + (y > b) * 8
 
-    def step(delta_a, span_b, span_a):
+    c1, c2 = codes(x1, y1, right, bottom), codes(x2, y2, right, bottom)
+    visible = (c1 | c2) == 0
+    todo = np.nonzero(((c1 & c2) == 0) & ~visible)[0]
+    if len(todo):
+        # Only segments crossing the border are clipped; done on that subset, in OpenCV's order.
+        a1, b1, a2, b2 = x1[todo], y1[todo], x2[todo], y2[todo]
+        r, bt = right[todo], bottom[todo]
+        k1, k2 = c1[todo], c2[todo]
+
+        def step(delta_a, span_b, span_a):
+            with np.errstate(divide="ignore", invalid="ignore"):
+                if exact_int:
+                    return trunc_div(delta_a * span_b, np.where(span_a == 0, 1, span_a))
+                return np.trunc(delta_a.astype(np.float64) * span_b / span_a).astype(np.int64)
+
+        sel = (k1 & 12) != 0
+        if sel.any():
+            a = np.where(k1 < 8, 0, bt)
+            a1 = np.where(sel, a1 + step(a - b1, a2 - a1, b2 - b1), a1)
+            b1 = np.where(sel, a, b1)
+            k1 = np.where(sel, (a1 < 0).astype(np.int64) + (a1 > r) * 2, k1)
+        sel = (k2 & 12) != 0
+        if sel.any():
+            a = np.where(k2 < 8, 0, bt)
+            a2 = np.where(sel, a2 + step(a - b2, a2 - a1, b2 - b1), a2)
+            b2 = np.where(sel, a, b2)
+            k2 = np.where(sel, (a2 < 0).astype(np.int64) + (a2 > r) * 2, k2)
+        again = ((k1 & k2) == 0) & ((k1 | k2) != 0)
+        sel = again & (k1 != 0)
+        if sel.any():
+            a = np.where(k1 == 1, 0, r)
+            b1 = np.where(sel, b1 + step(a - a1, b2 - b1, a2 - a1), b1)
+            a1 = np.where(sel, a, a1)
+            k1 = np.where(sel, 0, k1)
+        sel = again & (k2 != 0)
+        if sel.any():
+            a = np.where(k2 == 1, 0, r)
+            b2 = np.where(sel, b2 + step(a - a2, b2 - b1, a2 - a1), b2)
+            a2 = np.where(sel, a, a2)
+            k2 = np.where(sel, 0, k2)
+        x1[todo], y1[todo], x2[todo], y2[todo] = a1, b1, a2, b2
+        visible[todo] = (k1 | k2) == 0
+    return x1, y1, x2, y2, visible
+
+
+def _segment_steps(counts: np.ndarray) -> np.ndarray:
+    """0, 1, ..., counts[k] - 1 for every segment k, concatenated (int64)."""
+    total = int(counts.sum())
+    first = np.cumsum(counts) - counts
+    return np.arange(total, dtype=np.int64) - np.repeat(first, counts)
+
+
+def _line_run_parts(x1: np.ndarray, y1: np.ndarray, x2: np.ndarray, y2: np.ndarray, tags: np.ndarray,
+                    ) -> list[tuple[np.ndarray, ...]]:
+    """Stepped runs of clipped segments already ordered the way the routine walks them: (tag, row, x1, x2)."""
+    xmajor = np.abs(x2 - x1) > np.abs(y2 - y1)
+    # The explicitly painted (rounded) second endpoint ...
+    end_x = (x2 + HALF) >> XY_SHIFT
+    out = [(tags, (y2 + HALF) >> XY_SHIFT, end_x, end_x)]
+    # ... then ecount + 1 stepped pixels: one per row when the line is steep,
+    ymaj = np.nonzero(~xmajor)[0]
+    if len(ymaj):
+        ax1, ay1, ax2, ay2 = x1[ymaj], y1[ymaj], x2[ymaj], y2[ymaj]
+        slope = trunc_div((ax2 - ax1) * XY_ONE, (ay2 - ay1) | 1)
+        counts = ((ay2 - ay1) >> XY_SHIFT) + 1
+        t = _segment_steps(counts)
+        row = np.repeat((ay1 + HALF) >> XY_SHIFT, counts) + t
+        col = (np.repeat(ax1 + HALF, counts) + t * np.repeat(slope, counts)) >> XY_SHIFT
+        out.append((np.repeat(tags[ymaj], counts), row, col, col))
+    # ... and, when it is flat, runs of consecutive columns sharing a row.
+    xmaj = np.nonzero(xmajor)[0]
+    if len(xmaj):
+        ax1, ay1, ax2, ay2 = x1[xmaj], y1[xmaj], x2[xmaj], y2[xmaj]
+        slope = trunc_div((ay2 - ay1) * XY_ONE, (ax2 - ax1) | 1)
+        ecount = (ax2 - ax1) >> XY_SHIFT
+        base = ay1 + HALF
+        r_first = base >> XY_SHIFT
+        counts = np.abs(((base + ecount * slope) >> XY_SHIFT) - r_first) + 1
+        q = _segment_steps(counts)
+        s, b = np.repeat(slope, counts), np.repeat(base, counts)
+        row = np.repeat(r_first, counts) + np.where(s < 0, -q, q)
+        # First step t whose row (b + t s) >> 16 reaches `row` (ceil division; slope 0 means one row).
         with np.errstate(divide="ignore", invalid="ignore"):
-            if exact_int:
-                safe = np.where(span_a == 0, 1, span_a)
-                return trunc_div(delta_a * span_b, safe)
-            return np.trunc(delta_a.astype(np.float64) * span_b / span_a).astype(np.int64)
-
-    c1, c2 = codes(x1, y1), codes(x2, y2)
-    need = ((c1 & c2) == 0) & ((c1 | c2) != 0)
-    sel = need & ((c1 & 12) != 0)
-    if sel.any():
-        a = np.where(c1 < 8, 0, bottom)
-        x1 = np.where(sel, x1 + step(a - y1, x2 - x1, y2 - y1), x1)
-        y1 = np.where(sel, a, y1)
-        c1 = np.where(sel, (x1 < 0).astype(np.int64) + (x1 > right) * 2, c1)
-    sel = need & ((c2 & 12) != 0)
-    if sel.any():
-        a = np.where(c2 < 8, 0, bottom)
-        x2 = np.where(sel, x2 + step(a - y2, x2 - x1, y2 - y1), x2)
-        y2 = np.where(sel, a, y2)
-        c2 = np.where(sel, (x2 < 0).astype(np.int64) + (x2 > right) * 2, c2)
-    need2 = need & ((c1 & c2) == 0) & ((c1 | c2) != 0)
-    sel = need2 & (c1 != 0)
-    if sel.any():
-        a = np.where(c1 == 1, 0, right)
-        y1 = np.where(sel, y1 + step(a - x1, y2 - y1, x2 - x1), y1)
-        x1 = np.where(sel, a, x1)
-        c1 = np.where(sel, 0, c1)
-    sel = need2 & (c2 != 0)
-    if sel.any():
-        a = np.where(c2 == 1, 0, right)
-        y2 = np.where(sel, y2 + step(a - x2, y2 - y1, x2 - x1), y2)
-        x2 = np.where(sel, a, x2)
-        c2 = np.where(sel, 0, c2)
-    return x1, y1, x2, y2, (c1 | c2) == 0
+            up = -((b - row * XY_ONE) // np.where(s > 0, s, 1))
+            down = -((b + 1 - (row + 1) * XY_ONE) // np.where(s < 0, s, -1))
+        t_begin = np.where(q == 0, 0, np.maximum(np.where(s > 0, up, down), 0))
+        t_end = np.empty_like(t_begin)
+        t_end[:-1] = t_begin[1:] - 1
+        t_end[np.cumsum(counts) - 1] = ecount
+        c0 = np.repeat((ax1 + HALF) >> XY_SHIFT, counts)
+        out.append((np.repeat(tags[xmaj], counts), row, c0 + t_begin, c0 + t_end))
+    return out
 
 
-def fixed_point_line_pixels(x1: np.ndarray, y1: np.ndarray, x2: np.ndarray, y2: np.ndarray, width: np.ndarray,
-                            height: np.ndarray, convention: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Pixels OpenCV's 16.16 fixed-point 8-connected line routine paints: (segment index, x, y).
+def fixed_point_line_runs(x1: np.ndarray, y1: np.ndarray, x2: np.ndarray, y2: np.ndarray, width: np.ndarray,
+                          height: np.ndarray, convention: str, tag: np.ndarray | None = None,
+                          as_parts: bool = False):
+    """What OpenCV's 16.16 fixed-point 8-connected line routine paints, as (tag, row, x1, x2) runs.
 
-    Modern OpenCV clips to the image and checks every pixel; OpenCV <= 2.x clipped to the image shrunk by
-    2 pixels on each side (so edges never touch the 2-pixel border band).
+    `tag` labels each segment's runs (default: the segment index); `as_parts` returns a list of such array
+    tuples instead of one. Modern OpenCV clips to the image and checks every pixel; OpenCV <= 2.x clipped
+    to the image shrunk by 2 pixels on each side (so edges never touch the 2-pixel border band). Runs may
+    overlap.
     """
     x1, y1, x2, y2 = (np.asarray(v, dtype=np.int64) for v in (x1, y1, x2, y2))
+    tag = np.arange(len(x1), dtype=np.int64) if tag is None else np.asarray(tag, dtype=np.int64)
     width = np.broadcast_to(np.asarray(width, dtype=np.int64), x1.shape)
     height = np.broadcast_to(np.asarray(height, dtype=np.int64), x1.shape)
     old = convention == "opencv21"
     if old:
-        offset = 2
-        x1, y1, x2, y2 = x1 - 2 * XY_ONE, y1 - 2 * XY_ONE, x2 - 2 * XY_ONE, y2 - 2 * XY_ONE
+        shift = 2 * XY_ONE
+        x1, y1, x2, y2 = x1 - shift, y1 - shift, x2 - shift, y2 - shift
         right = (width - 5) * XY_ONE  # size ((w - 5) << 16) + 1, minus one
         bottom = (height - 5) * XY_ONE
         usable = (right >= 0) & (bottom >= 0)
     else:
-        offset = 0
         right = width * XY_ONE - 1
         bottom = height * XY_ONE - 1
         usable = (width > 0) & (height > 0)
     x1, y1, x2, y2, visible = clip_segments(x1, y1, x2, y2, right, bottom, exact_int=old)
-    visible &= usable
-    seg = np.nonzero(visible)[0]
-    x1, y1, x2, y2 = x1[seg], y1[seg], x2[seg], y2[seg]
-    dx, dy = x2 - x1, y2 - y1
-    xmajor = np.abs(dx) > np.abs(dy)
-    swap = np.where(xmajor, dx < 0, dy < 0)
+    seg_all = np.nonzero(visible & usable)[0]
+    x1, y1, x2, y2 = x1[seg_all], y1[seg_all], x2[seg_all], y2[seg_all]
+    xmajor = np.abs(x2 - x1) > np.abs(y2 - y1)
+    swap = np.where(xmajor, x2 < x1, y2 < y1)
     x1, x2 = np.where(swap, x2, x1), np.where(swap, x1, x2)
     y1, y2 = np.where(swap, y2, y1), np.where(swap, y1, y2)
-    dx, dy = x2 - x1, y2 - y1
-    major_len = np.where(xmajor, dx, dy)
-    minor_delta = np.where(xmajor, dy, dx)
-    slope = trunc_div(minor_delta * XY_ONE, major_len | 1)
-    ecount = np.where(xmajor, dx, dy) >> XY_SHIFT
-    # ecount + 1 stepped pixels, plus the explicitly painted (rounded) second endpoint.
-    counts = ecount + 2
-    owner = np.repeat(np.arange(len(seg)), counts)
-    first = np.cumsum(counts) - counts
-    t = np.arange(len(owner)) - first[owner]
-    is_end = t == (counts - 1)[owner]
-    major0 = np.where(xmajor, (x1 + HALF) >> XY_SHIFT, (y1 + HALF) >> XY_SHIFT)[owner] + t
-    minor_fp = np.where(xmajor, y1, x1)[owner] + HALF + t * slope[owner]
-    minor = minor_fp >> XY_SHIFT
-    xm = xmajor[owner]
-    px = np.where(xm, major0, minor)
-    py = np.where(xm, minor, major0)
-    px = np.where(is_end, ((x2 + HALF) >> XY_SHIFT)[owner], px) + offset
-    py = np.where(is_end, ((y2 + HALF) >> XY_SHIFT)[owner], py) + offset
-    w_o, h_o = width[seg][owner], height[seg][owner]
-    inside = (px >= 0) & (px < w_o) & (py >= 0) & (py < h_o)
-    return seg[owner][inside], px[inside], py[inside]
+    if old:
+        parts = [(t, row + 2, a + 2, b + 2) for t, row, a, b in _line_run_parts(x1, y1, x2, y2, tag[seg_all])]
+    else:
+        # Rounding can reach one pixel past the clip rectangle: those segments get the per-pixel check.
+        w, h = width[seg_all], height[seg_all]
+        risky = ((np.maximum(x1, x2) + HALF) >> XY_SHIFT >= w) | ((np.maximum(y1, y2) + HALF) >> XY_SHIFT >= h)
+        safe = np.nonzero(~risky)[0]
+        parts = _line_run_parts(x1[safe], y1[safe], x2[safe], y2[safe], tag[seg_all[safe]])
+        near = np.nonzero(risky)[0]
+        if len(near):
+            limits = np.stack([w[near], h[near]], axis=1)
+            checked = _line_run_parts(x1[near], y1[near], x2[near], y2[near], np.arange(len(near)))
+            for local, row, a, b in checked:
+                lw, lh = limits[local, 0], limits[local, 1]
+                b = np.minimum(b, lw - 1)
+                keep = (row < lh) & (a <= b)
+                parts.append((tag[seg_all[near]][local[keep]], row[keep], a[keep], b[keep]))
+    if as_parts:
+        return parts
+    tag_out, row, a, b = (np.concatenate(p) for p in zip(*parts)) if parts else (np.zeros(0, np.int64),) * 4
+    return tag_out, row, a, b
+
+
+def fixed_point_line_pixels(x1: np.ndarray, y1: np.ndarray, x2: np.ndarray, y2: np.ndarray, width: np.ndarray,
+                            height: np.ndarray, convention: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The same as single pixels: (segment index, x, y), repeats removed."""
+    seg, row, a, b = fixed_point_line_runs(x1, y1, x2, y2, width, height, convention)
+    counts = b - a + 1
+    px = np.repeat(a, counts) + _segment_steps(counts)
+    seg, py = np.repeat(seg, counts), np.repeat(row, counts)
+    key = np.unique(np.stack([seg, py, px], axis=1), axis=0)
+    return key[:, 0], key[:, 2], key[:, 1]
 
 
 @dataclass(frozen=True, eq=False)
@@ -250,9 +332,8 @@ class Runs:
 
     def areas(self) -> np.ndarray:
         """Painted pixels per region (int64)."""
-        lengths = (self.x2 - self.x1 + 1).astype(np.int64)
-        owner = np.repeat(np.arange(self.count), np.diff(self.start))
-        return np.bincount(owner, weights=lengths, minlength=self.count).astype(np.int64)
+        total = np.concatenate([[0], np.cumsum(self.x2 - self.x1 + 1, dtype=np.int64)])
+        return total[self.start[1:]] - total[self.start[:-1]]
 
     def region_mask(self, index: int, width: int, height: int) -> np.ndarray:
         """One region as a full-size boolean image (for tests and plots)."""
@@ -273,46 +354,73 @@ def build_runs(n: int, row0: np.ndarray, nrows: np.ndarray, span_region: np.ndar
                pix_x: np.ndarray) -> Runs:
     """Union of at most one span per (region, row) and single pixels, as merged row runs.
 
-    Every span and pixel must lie in its region's row band [row0, row0 + nrows).
+    Spans must be sorted by (region, row); spans and pixels must lie in their region's row band
+    [row0, row0 + nrows).
     """
-    nrows = np.maximum(np.asarray(nrows, dtype=np.int64), 0)
-    band_base = np.concatenate([[0], np.cumsum(nrows)]).astype(np.int64)
-    total = int(band_base[-1])
-    if total == 0:
-        return _empty_runs(n)
-    big = np.iinfo(np.int64).max // 4
-    lo = np.full(total, big, dtype=np.int64)
-    hi = np.full(total, -1, dtype=np.int64)
-    sd = band_base[span_region] + span_row - row0[span_region]
-    lo[sd], hi[sd] = span_x1, span_x2
-    pd = band_base[pix_region] + pix_row - row0[pix_region]
-    outside = (pix_x < lo[pd]) | (pix_x > hi[pd])
-    pd, px = pd[outside], pix_x[outside]
-    width_key = int(max(int(px.max(initial=0)), int(np.max(span_x2, initial=0)))) + 2
-    codes = np.unique(pd * width_key + px)
-    pd, px = codes // width_key, codes % width_key
-    seg_d = np.concatenate([sd, pd])
-    seg_a = np.concatenate([span_x1, px])
-    seg_b = np.concatenate([span_x2, px])
-    order = np.argsort(seg_d * width_key + seg_a, kind="stable")
-    seg_d, seg_a, seg_b = seg_d[order], seg_a[order], seg_b[order]
-    # Merge touching or overlapping intervals within a row: a running maximum of the right ends,
-    # offset by row so that it restarts at every row.
-    keyed_b = seg_d * width_key + seg_b
-    reach = np.maximum.accumulate(keyed_b)
-    new_run = np.ones(len(seg_d), dtype=bool)
-    new_run[1:] = (seg_d[1:] != seg_d[:-1]) | (seg_d[1:] * width_key + seg_a[1:] > reach[:-1] + 1)
-    starts = np.nonzero(new_run)[0]
-    ends = np.concatenate([starts[1:], [len(seg_d)]]) - 1
-    run_d = seg_d[starts]
-    run_x1 = seg_a[starts]
-    run_x2 = reach[ends] - run_d * width_key
-    region = np.searchsorted(band_base, run_d, side="right") - 1
-    run_row = row0[region] + run_d - band_base[region]
-    start = np.searchsorted(region, np.arange(n + 1), side="left").astype(np.int64)
-    row_start = np.searchsorted(run_d, np.arange(total + 1), side="left").astype(np.int64)
-    return Runs(start=start, row=run_row, x1=run_x1, x2=run_x2, row0=np.asarray(row0, dtype=np.int64),
-                nrows=nrows, band_base=band_base, row_start=row_start)
+    band = _Band(n, row0, nrows)
+    band.set_spans(span_region, span_row, span_x1, span_x2)
+    pix_d = band.base[pix_region] - band.row0[pix_region] + pix_row
+    return band.runs(pix_d, pix_x, pix_x)
+
+
+class _Band:
+    """Dense per-(region, row) span table used while a set of regions is assembled."""
+
+    def __init__(self, n: int, row0: np.ndarray, nrows: np.ndarray) -> None:
+        self.n = n
+        self.row0 = np.asarray(row0, dtype=np.int64)
+        self.nrows = np.maximum(np.asarray(nrows, dtype=np.int64), 0)
+        self.base = np.concatenate([[0], np.cumsum(self.nrows)]).astype(np.int64)
+        self.total = int(self.base[-1])
+        self.lo = np.full(self.total, np.iinfo(np.int64).max // 4, dtype=np.int64)
+        self.hi = np.full(self.total, -1, dtype=np.int64)
+        self.span_d = np.zeros(0, dtype=np.int64)
+        self.span_x1 = self.span_d
+        self.span_x2 = self.span_d
+
+    def set_spans(self, region: np.ndarray, row: np.ndarray, x1: np.ndarray, x2: np.ndarray) -> None:
+        d = self.base[region] - self.row0[region] + row
+        if len(d) > 1 and not (np.diff(d) > 0).all():
+            raise AssertionError("spans must be sorted by (region, row), one per row")
+        self.span_d, self.span_x1, self.span_x2 = d, x1, x2
+        self.lo[d], self.hi[d] = x1, x2
+
+    def outside(self, d: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Which runs (dense row d, columns a..b) the spans do not already cover."""
+        if len(d) and (d.min() < 0 or d.max() >= self.total):
+            raise AssertionError("outline pixel outside its region's row band")
+        return (a < self.lo[d]) | (b > self.hi[d])
+
+    def runs(self, pix_d: np.ndarray, pix_a: np.ndarray, pix_b: np.ndarray) -> Runs:
+        """Spans united with the given extra runs, merged per row."""
+        if self.total == 0:
+            return _empty_runs(self.n)
+        keep = self.outside(pix_d, pix_a, pix_b)
+        pix_d, pix_a, pix_b = pix_d[keep], pix_a[keep], pix_b[keep]
+        width_key = int(max(int(pix_b.max(initial=0)), int(np.max(self.span_x2, initial=0)))) + 2
+        pix_key = pix_d * width_key + pix_a
+        order = np.argsort(pix_key, kind="stable")
+        keys = np.concatenate([self.span_d * width_key + self.span_x1, pix_key[order]])
+        ends = np.concatenate([self.span_d * width_key + self.span_x2, (pix_d * width_key + pix_b)[order]])
+        # Two sorted runs: the stable sort only merges them.
+        merged = np.argsort(keys, kind="stable")
+        keys, ends = keys[merged], ends[merged]
+        seg_d = keys // width_key
+        # Merge touching or overlapping intervals within a row (keys carry the row, so rows never merge).
+        reach = np.maximum.accumulate(ends)
+        new_run = np.ones(len(keys), dtype=bool)
+        new_run[1:] = keys[1:] > reach[:-1] + 1
+        new_run[1:] |= seg_d[1:] != seg_d[:-1]
+        starts = np.nonzero(new_run)[0]
+        last = np.concatenate([starts[1:], [len(keys)]]) - 1
+        run_d = seg_d[starts]
+        run_x1 = keys[starts] - run_d * width_key
+        run_x2 = reach[last] - run_d * width_key
+        start = np.searchsorted(run_d, self.base, side="left").astype(np.int64)
+        run_row = run_d + np.repeat(self.row0 - self.base[:-1], np.diff(start))
+        row_start = np.concatenate([[0], np.cumsum(np.bincount(run_d, minlength=self.total))]).astype(np.int64)
+        return Runs(start=start, row=run_row, x1=run_x1, x2=run_x2, row0=self.row0, nrows=self.nrows,
+                    band_base=self.base, row_start=row_start)
 
 
 def _scan_fill(vx: np.ndarray, vy: np.ndarray, width: np.ndarray, height: np.ndarray,
@@ -321,7 +429,8 @@ def _scan_fill(vx: np.ndarray, vy: np.ndarray, width: np.ndarray, height: np.nda
 
     Closed form of OpenCV's two-edge walk: each side follows the vertices whose rounded row sets a new
     maximum; an edge activated at row y0 ending at row y1 advances by ((xe-xs)*2 + (y1-y0)) / (2 (y1-y0))
-    (C division) per row; the fill stops before the bottom row, which only the outline paints.
+    (C division) per row; the fill stops before the bottom row, which only the outline paints. Spans come
+    out sorted by (polygon, row).
     """
     n, k = vx.shape
     rows = (vy + HALF) >> XY_SHIFT
@@ -333,6 +442,7 @@ def _scan_fill(vx: np.ndarray, vy: np.ndarray, width: np.ndarray, height: np.nda
     fills = ~((xmax_px < 0) | (tmax < 0) | (xmin_px >= width) | (tmin >= height))
     steps = np.arange(k)
     sides = []
+    y = None
     for direction in (1, -1):
         idx = (imin[:, None] + direction * steps[None, :]) % k
         t_seq = np.take_along_axis(rows, idx, axis=1)
@@ -346,25 +456,27 @@ def _scan_fill(vx: np.ndarray, vy: np.ndarray, width: np.ndarray, height: np.nda
         xe = x_seq[poly, j + 1]
         dx = trunc_div((xe - xs) * 2 + (ty - ys), 2 * (ty - ys))
         lo = np.maximum(ys, 0)
-        hi = np.minimum(ty, height[poly])
-        counts = np.maximum(hi - lo, 0)
-        owner = np.repeat(np.arange(len(poly)), counts)
-        first = np.cumsum(counts) - counts
-        y = lo[owner] + np.arange(len(owner)) - first[owner]
-        x = xs[owner] + (y - ys[owner]) * dx[owner]
-        sides.append((poly[owner], y, x))
-    (p0, y0, x0), (p1, y1, x1) = sides
-    if len(p0) != len(p1) or not (np.array_equal(p0, p1) and np.array_equal(y0, y1)):
-        raise AssertionError("scan-fill sides disagree on rows (please report this ellipse)")
+        counts = np.maximum(np.minimum(ty, height[poly]) - lo, 0)
+        if y is None:  # both sides cover the same rows of every polygon (checked below)
+            y = _segment_steps(counts) + np.repeat(lo, counts)
+        elif not np.array_equal(np.bincount(poly, counts, n), np.bincount(sides[0][0], sides[0][1], n)):
+            raise AssertionError("scan-fill sides disagree on rows (please report this ellipse)")
+        sides.append((poly, counts, np.repeat(xs - ys * dx, counts) + y * np.repeat(dx, counts)))
+    (poly0, counts0, x0), (_, _, x1) = sides
     xx1 = (np.minimum(x0, x1) + HALF) >> XY_SHIFT
     xx2 = (np.maximum(x0, x1) + HALF) >> XY_SHIFT
-    w = width[p0]
-    keep = (xx2 >= 0) & (xx1 < w)
-    return (polygon[p0][keep], y0[keep], np.maximum(xx1[keep], 0), np.minimum(xx2[keep], w[keep] - 1))
+    owner = np.repeat(polygon[poly0], counts0)
+    if ((xmin_px < 0) | (xmax_px >= width)).any():  # clip spans of polygons crossing a side of the image
+        w = np.repeat(width[poly0], counts0)
+        keep = (xx2 >= 0) & (xx1 < w)
+        xx1, xx2 = np.maximum(xx1, 0), np.minimum(xx2, w - 1)
+        if not keep.all():
+            owner, y, xx1, xx2 = owner[keep], y[keep], xx1[keep], xx2[keep]
+    return owner, y, xx1, xx2
 
 
 def rasterise_ellipses(ra: np.ndarray, rb: np.ndarray, theta: np.ndarray, cx: np.ndarray, cy: np.ndarray,
-                       width: np.ndarray, height: np.ndarray, convention: str) -> Runs:
+                       width: np.ndarray, height: np.ndarray, convention: str, pi: float = math.pi) -> Runs:
     """Filled ellipses (FDDB parameters, each in its own width x height image) as OpenCV paints them."""
     check_convention(convention)
     n = len(np.asarray(ra))
@@ -372,11 +484,11 @@ def rasterise_ellipses(ra: np.ndarray, rb: np.ndarray, theta: np.ndarray, cx: np
         return _empty_runs(0)
     width = np.broadcast_to(np.asarray(width, dtype=np.int64), (n,)).copy()
     height = np.broadcast_to(np.asarray(height, dtype=np.int64), (n,)).copy()
-    p = ellipse_params(ra, rb, theta, cx, cy, convention)
+    p = ellipse_params(ra, rb, theta, cx, cy, convention, pi)
     steps = vertex_step(p.a, p.b)
     row_lo = np.zeros(n, dtype=np.int64)
     row_hi = np.full(n, -1, dtype=np.int64)
-    spans, pixels = [], []
+    groups = []
     for step in (5, 18, 30, 90):
         members = np.nonzero(steps == step)[0]
         if len(members) == 0:
@@ -386,17 +498,27 @@ def rasterise_ellipses(ra: np.ndarray, rb: np.ndarray, theta: np.ndarray, cx: np
         rows = (vy + HALF) >> XY_SHIFT
         row_lo[members] = np.maximum(rows.min(axis=1), 0)
         row_hi[members] = np.minimum(rows.max(axis=1), height[members] - 1)
-        spans.append(_scan_fill(vx, vy, width[members], height[members], members))
-        # The outline: FillConvexPoly draws (v[k-1], v[0]) first, then every (v[i-1], v[i]).
-        prev_x, prev_y = np.roll(vx, 1, axis=1), np.roll(vy, 1, axis=1)
-        owner = np.repeat(members, vx.shape[1])
-        seg, px, py = fixed_point_line_pixels(prev_x.ravel(), prev_y.ravel(), vx.ravel(), vy.ravel(),
-                                              width[owner], height[owner], convention)
-        pixels.append((owner[seg], py, px))
+        groups.append((members, vx, vy, _scan_fill(vx, vy, width[members], height[members], members)))
+    band = _Band(n, row_lo, row_hi - row_lo + 1)
+    spans = [g[3] for g in groups]
     span_region, span_row, span_x1, span_x2 = (np.concatenate(parts) for parts in zip(*spans))
-    pix_region, pix_row, pix_x = (np.concatenate(parts) for parts in zip(*pixels))
-    return build_runs(n, row_lo, row_hi - row_lo + 1, span_region, span_row, span_x1, span_x2,
-                      pix_region, pix_row, pix_x)
+    order = np.argsort(span_region, kind="stable")  # groups interleave regions; rows stay sorted within
+    band.set_spans(span_region[order], span_row[order], span_x1[order], span_x2[order])
+    pix_d, pix_a, pix_b = [], [], []
+    for members, vx, vy, _ in groups:
+        # The outline: FillConvexPoly draws (v[k-1], v[0]) first, then every (v[i-1], v[i]).
+        k = vx.shape[1]
+        owner = np.repeat(members, k)
+        offset = np.repeat(band.base[members] - band.row0[members], k)  # dense row index = offset + row
+        parts = fixed_point_line_runs(np.roll(vx, 1, axis=1).ravel(), np.roll(vy, 1, axis=1).ravel(), vx.ravel(),
+                                      vy.ravel(), width[owner], height[owner], convention, tag=offset, as_parts=True)
+        for off, row, a, b in parts:
+            d = off + row
+            keep = band.outside(d, a, b)
+            pix_d.append(d[keep])
+            pix_a.append(a[keep])
+            pix_b.append(b[keep])
+    return band.runs(np.concatenate(pix_d), np.concatenate(pix_a), np.concatenate(pix_b))
 
 
 @dataclass(frozen=True)
@@ -445,10 +567,11 @@ def runs_box_intersections(runs: Runs, region: np.ndarray, boxes: Boxes, box: np
     first = np.where(ok, runs.row_start[np.where(ok, base + lo_row - r0, 0)], 0)
     last = np.where(ok, runs.row_start[np.where(ok, base + hi_row - r0 + 1, 0)], 0)
     counts = np.maximum(last - first, 0)
-    owner = np.repeat(np.arange(n), counts)
-    k = first[owner] + np.arange(len(owner)) - (np.cumsum(counts) - counts)[owner]
-    overlap = np.minimum(runs.x2[k], bx2[owner]) - np.maximum(runs.x1[k], bx1[owner]) + 1
-    return np.bincount(owner, weights=np.maximum(overlap, 0), minlength=n).astype(np.int64)
+    k = np.repeat(first, counts) + _segment_steps(counts)
+    overlap = np.minimum(runs.x2[k], np.repeat(bx2, counts)) - np.maximum(runs.x1[k], np.repeat(bx1, counts)) + 1
+    total = np.concatenate([[0], np.cumsum(np.maximum(overlap, 0))])
+    ends = np.cumsum(counts)
+    return total[ends] - total[ends - counts]
 
 
 def runs_runs_intersections(a: Runs, ia: np.ndarray, b: Runs, ib: np.ndarray) -> np.ndarray:
@@ -640,11 +763,11 @@ def _fill_convex_scalar(mask: np.ndarray, v: list[tuple[int, int]], old: bool) -
 
 
 def ellipse_mask_reference(ra: float, rb: float, theta: float, cx: float, cy: float, width: int, height: int,
-                           convention: str) -> np.ndarray:
+                           convention: str, pi: float = math.pi) -> np.ndarray:
     """One filled ellipse as a full-size boolean image, OpenCV's loops written out (slow, independent)."""
     check_convention(convention)
     p = ellipse_params(np.array([ra]), np.array([rb]), np.array([theta]), np.array([cx]), np.array([cy]),
-                       convention)
+                       convention, pi)
     step = int(vertex_step(p.a, p.b)[0])
     vx, vy = ellipse_vertices(p, step, convention)
     v = list(zip(vx[0].tolist(), vy[0].tolist()))

@@ -1,0 +1,137 @@
+"""FDDB-style ROC figures (true positive rate against false positives) and the published ROC files."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from facebench.errors import InputError
+
+
+@dataclass(frozen=True)
+class RocSeries:
+    """One method's ROC: `tpr` against `fp` (any order); `published` draws it thinner and dashed."""
+
+    label: str
+    fp: np.ndarray
+    tpr: np.ndarray
+    published: bool = False
+
+
+@dataclass(frozen=True)
+class PublishedRoc:
+    """A ROC file as the FDDB results page distributes them: `TPR FP [threshold ...]` per line."""
+
+    path: str
+    label: str
+    kind: str  # "disc" or "cont"
+    tpr: np.ndarray
+    fp: np.ndarray
+    threshold: np.ndarray | None
+
+
+_KIND_PATTERN = re.compile(r"[-_ ]?(disc|cont)(roc)?", re.IGNORECASE)
+
+
+def roc_kind_and_label(path: str | os.PathLike) -> tuple[str, str]:
+    """("disc" | "cont", method name) from a file name such as `HeadHunter_DiscROC.txt` or `BAIDU-IDL-cont.txt`."""
+    stem = Path(path).stem
+    match = None
+    for match in _KIND_PATTERN.finditer(stem):
+        pass
+    if match is None:
+        return "disc", stem
+    kind = match.group(1).lower()
+    label = (stem[:match.start()] + stem[match.end():]).strip(" -_") or stem
+    return kind, label
+
+
+def read_published_roc(path: str | os.PathLike, kind: str | None = None) -> PublishedRoc:
+    """Read a published ROC file (CRLF, tabs and extra columns allowed); bad lines name file and line."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(path, None, "ROC file not found") from None
+    except OSError as exc:
+        raise InputError(path, None, f"cannot read: {exc.strerror}") from None
+    lines = data.decode("utf-8", errors="replace").replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    rows: list[list[float]] = []
+    for number, line in enumerate(lines, start=1):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) < 2:
+            raise InputError(path, number, "expected 'TPR FP [threshold]'")
+        try:
+            values = [float(p) for p in parts[:3]]
+        except ValueError:
+            raise InputError(path, number, f"not numbers: {line.strip()!r}") from None
+        rows.append(values)
+    if not rows:
+        raise InputError(path, None, "no ROC points")
+    guessed, label = roc_kind_and_label(path)
+    with_threshold = all(len(r) >= 3 for r in rows)
+    tpr = np.array([r[0] for r in rows])
+    fp = np.array([r[1] for r in rows])
+    threshold = np.array([r[2] for r in rows]) if with_threshold else None
+    return PublishedRoc(path=str(path), label=label, kind=kind or guessed, tpr=tpr, fp=fp, threshold=threshold)
+
+
+def tpr_at(series: RocSeries, limit: float) -> float | None:
+    """Largest TPR over points with FP <= limit (the figure shown in legends)."""
+    ok = np.asarray(series.fp) <= limit
+    return float(np.asarray(series.tpr)[ok].max()) if ok.any() else None
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_roc_panels(panels: Mapping[str, Sequence[RocSeries]], path: str | os.PathLike, *, title: str = "FDDB",
+                    max_fp: float = 2000, legend_at: float = 1000) -> None:
+    """One panel per key (e.g. discrete / continuous), as on the FDDB results page; PNG/PDF by suffix.
+
+    Legends show each method's TPR at `legend_at` false positives and are sorted by it.
+    """
+    plt = _pyplot()
+    n = max(1, len(panels))
+    fig, axes = plt.subplots(1, n, figsize=(6.0 * n, 5.0), squeeze=False)
+    # One colour per method across panels.
+    labels = list(dict.fromkeys(s.label for series in panels.values() for s in series))
+    cmap = plt.get_cmap("tab20" if len(labels) > 10 else "tab10")
+    colour = {label: cmap(i % cmap.N) for i, label in enumerate(labels)}
+    for ax, (name, series) in zip(axes[0], panels.items()):
+        def key(s: RocSeries) -> float:
+            value = tpr_at(s, legend_at)
+            return -1.0 if value is None else value
+
+        for s in sorted(series, key=key, reverse=True):
+            fp = np.asarray(s.fp, dtype=float)
+            tpr = np.asarray(s.tpr, dtype=float)
+            order = np.argsort(fp, kind="stable")
+            value = tpr_at(s, legend_at)
+            label = s.label if value is None else f"{s.label} ({value:.4f})"
+            style = {"linestyle": "--", "linewidth": 1.0} if s.published else {"linestyle": "-", "linewidth": 2.2}
+            ax.plot(fp[order], tpr[order], color=colour[s.label], label=label, **style)
+        ax.set_xlim(0, max_fp)
+        ax.set_ylim(0, 1.0)
+        ax.set_xlabel("False positives")
+        ax.set_ylabel("True positive rate")
+        ax.grid(True, linestyle=":", linewidth=0.6)
+        ax.set_title(f"{title} {name}".strip())
+        if series:
+            ax.legend(loc="lower right", fontsize=7)
+    fig.tight_layout()
+    fig.savefig(os.fspath(path), dpi=130)
+    plt.close(fig)

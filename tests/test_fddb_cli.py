@@ -1,0 +1,121 @@
+"""`facebench eval fddb` end to end on the spec §6.2 mini case, bad input, and the ROC plot / reader."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from facebench.cli import main
+from facebench.errors import InputError
+from facebench.plots.roc import RocSeries, plot_roc_panels, read_published_roc, roc_kind_and_label
+from tests.test_fddb import SPEC_ELL_DISC, SPEC_RECT_CONT, SPEC_RECT_DISC, write_mini_case
+
+
+def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as info:
+        main(args)
+        raise SystemExit(0)
+    out = capsys.readouterr()
+    return info.value.code, out.out, out.err
+
+
+@pytest.fixture()
+def mini(tmp_path, monkeypatch):
+    monkeypatch.setenv("FACEBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("FACEBENCH_FDDB_SIZES", raising=False)
+    monkeypatch.delenv("FACEBENCH_DATA_ROOT", raising=False)
+    return write_mini_case(tmp_path)
+
+
+def test_cli_end_to_end(mini, tmp_path, capsys):
+    published = tmp_path / "Other_DiscROC.txt"
+    published.write_bytes(b"0.5 3 0.1\r\n0.4\t1\t0.9\r\n")
+    code, out, err = run_cli(["eval", "fddb", str(mini["rects"]), "--folds-dir", str(mini["folds"]),
+                              "--image-sizes", str(mini["sizes"]), "--convention", "opencv4",
+                              "--roc-prefix", str(tmp_path / "roc" / "mini"), "--out", str(tmp_path / "r.json"),
+                              "--plot", str(tmp_path / "roc.png"), "--overlay", str(published)], capsys)
+    assert code == 0, err
+    assert "disc TPR" in out and "ROC points: 6" in out
+    assert (tmp_path / "roc" / "miniDiscROC.txt").read_text() == SPEC_RECT_DISC
+    assert (tmp_path / "roc" / "miniContROC.txt").read_text() == SPEC_RECT_CONT
+    doc = json.loads((tmp_path / "r.json").read_text())
+    assert doc["benchmark"] == "fddb" and doc["settings"]["ellipse_convention"] == "opencv4"
+    assert doc["metrics"]["disc_tpr_at_1000fp"] == 0.75 and "cont_tpr_at_1000fp" in doc["metrics"]
+    assert "evaluation_seconds" in doc
+    assert (tmp_path / "r.records.npz").is_file()
+    assert (tmp_path / "roc.png").stat().st_size > 10_000
+
+
+def test_cli_annotations_file_and_ellipse_format(mini, tmp_path, capsys, monkeypatch):
+    annotations = tmp_path / "all.txt"
+    annotations.write_bytes(mini["ellipses"].read_bytes().replace(b"\n", b"\r\n"))
+    monkeypatch.setenv("FACEBENCH_FDDB_SIZES", str(mini["sizes"]))
+    code, out, err = run_cli(["eval", "fddb", str(mini["ellipse_dets"]), "--annotations", str(annotations),
+                              "--format", "ellipse", "--convention", "opencv4", "--roc-prefix",
+                              str(tmp_path / "e")], capsys)
+    assert code == 0, err
+    assert (tmp_path / "eDiscROC.txt").read_text() == SPEC_ELL_DISC
+    assert "annotation file, 3 images, 4 faces" in out
+
+
+def test_cli_without_sizes_says_what_to_pass(mini, capsys):
+    code, _, err = run_cli(["eval", "fddb", str(mini["rects"]), "--folds-dir", str(mini["folds"])], capsys)
+    assert code == 2
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "--image-sizes" in errors[0] and "FACEBENCH_FDDB_SIZES" in errors[0]
+
+
+def test_cli_without_ground_truth(mini, capsys):
+    code, _, err = run_cli(["eval", "fddb", str(mini["rects"]), "--image-sizes", str(mini["sizes"])], capsys)
+    assert code == 2 and "--folds-dir" in err
+
+
+def test_cli_bad_detection_line_is_one_error_line(mini, capsys):
+    mini["rects"].write_text("a/imgA\n1\n25 30 30\nb/imgB\n0\nc/imgC\n0\n")
+    code, _, err = run_cli(["eval", "fddb", str(mini["rects"]), "--folds-dir", str(mini["folds"]),
+                            "--image-sizes", str(mini["sizes"])], capsys)
+    assert code == 2
+    line = [l for l in err.splitlines() if l.startswith("error:")]
+    assert len(line) == 1 and f"{mini['rects']}:3:" in line[0] and "Traceback" not in err
+
+
+def test_cli_rejects_both_ground_truth_options(mini, capsys):
+    code, _, err = run_cli(["eval", "fddb", str(mini["rects"]), "--folds-dir", str(mini["folds"]), "--annotations",
+                            str(mini["ellipses"]), "--image-sizes", str(mini["sizes"])], capsys)
+    assert code == 2 and "replaces --folds-dir" in err
+
+
+def test_published_roc_reader(tmp_path):
+    path = tmp_path / "Landmark_DiscROC.txt"
+    path.write_bytes(b"0.880101 152 0.380191 5171\r\n0.879907 151 0.401404 5171\r\n")
+    roc = read_published_roc(path)
+    assert roc.label == "Landmark" and roc.kind == "disc"
+    assert roc.tpr.tolist() == [0.880101, 0.879907] and roc.fp.tolist() == [152, 151]
+    assert roc.threshold.tolist() == [0.380191, 0.401404]
+    two = tmp_path / "BAIDU-IDL-cont.txt"
+    two.write_text("0.7 10\n0.6 5\n")
+    roc = read_published_roc(two)
+    assert roc.kind == "cont" and roc.label == "BAIDU-IDL" and roc.threshold is None
+    bad = tmp_path / "badDiscROC.txt"
+    bad.write_text("0.7 10\n0.6 x\n")
+    with pytest.raises(InputError) as excinfo:
+        read_published_roc(bad)
+    assert f"{bad}:2:" in str(excinfo.value)
+
+
+@pytest.mark.parametrize("name, kind, label", [("HeadHunter_DiscROC.txt", "disc", "HeadHunter"),
+                                               ("Face++ContROC.txt", "cont", "Face++"),
+                                               ("Jain et al.DiscROC.txt", "disc", "Jain et al."),
+                                               ("pico-DiscROC.txt", "disc", "pico")])
+def test_roc_file_names(name, kind, label):
+    assert roc_kind_and_label(name) == (kind, label)
+
+
+def test_plot_roc_panels(tmp_path):
+    fp = np.array([0, 10, 100, 1500])
+    series = [RocSeries("mine", fp, np.array([0.1, 0.5, 0.8, 0.9])),
+              RocSeries("published", fp, np.array([0.2, 0.4, 0.7, 0.85]), published=True)]
+    plot_roc_panels({"discrete": series, "continuous": series[:1]}, tmp_path / "roc.pdf")
+    assert (tmp_path / "roc.pdf").stat().st_size > 1000
