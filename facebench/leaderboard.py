@@ -5,6 +5,11 @@ each sorted by its headline metric, with ms/image for runs that were timed. Rows
 `facebench run`), `evaluated` (third-party prediction files scored by facebench) or `published` (published
 curves or baseline files: "published, not run"). Rendered as Markdown, CSV or a static HTML page that shows the
 tables and the PR/ROC overlay figures (embedded as data URIs, or as PNG files beside the page).
+
+Results with per-image records beside them (X.records.npz next to X.json) show the 95% bootstrap interval of
+each headline metric, and results of one comparison group (same benchmark, ground truth, protocol and scoring
+settings) are ranked by paired bootstrap on the sort metric: rows sharing a rank "=k" are statistically tied.
+Other rows (published, or results without records) keep their plain position rank.
 """
 
 from __future__ import annotations
@@ -12,12 +17,15 @@ from __future__ import annotations
 import base64
 import csv
 import datetime as _dt
+import hashlib
 import html
 import io
+import json
+import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from facebench.errors import InputError
 from facebench.store import StoredResult, differing_fields, group, split_entries
@@ -60,10 +68,16 @@ class Row:
     source: str = ""
     note: str = ""
     origin: Any = field(default=None, repr=False)  # StoredResult or PublishedReference (for figures)
+    intervals: Mapping[str, tuple[float, float]] = field(default_factory=dict)  # metric -> 95% interval
+    has_records: bool = False  # per-image records beside the result: bootstrap intervals and tie ranks apply
 
     def value(self, key: str) -> float | None:
         v = self.values.get(key)
         return v if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+    def interval(self, key: str) -> tuple[float, float] | None:
+        """The 95% interval of a metric (fractions), or None."""
+        return self.intervals.get(key)
 
 
 @dataclass(frozen=True, eq=False)
@@ -75,6 +89,20 @@ class Section:
     columns: tuple[tuple[str, str], ...]
     sort_key: str
     rows: tuple[Row, ...]
+    ranks: tuple[str, ...] = ()  # shown rank per row: "3", or "=2" when statistically tied (default: position)
+
+    def rank(self, index: int) -> str:
+        """The rank shown for rows[index]."""
+        return self.ranks[index] if self.ranks else str(index + 1)
+
+    def tied(self, index: int) -> bool:
+        """True when rows[index] shares its rank with a statistically tied row."""
+        return self.rank(index).startswith("=")
+
+    @property
+    def has_statistics(self) -> bool:
+        """True when some row shows an interval or a tied rank."""
+        return any(r.intervals for r in self.rows) or any(self.tied(i) for i in range(len(self.rows)))
 
 
 @dataclass(frozen=True, eq=False)
@@ -83,6 +111,7 @@ class Leaderboard:
 
     sections: tuple[Section, ...]
     warnings: tuple[str, ...] = ()
+    resamples: int | None = None  # bootstrap resamples of the intervals computed and of the tie ranking
 
 
 def _other_columns(rows: Sequence[Row]) -> tuple[tuple[str, str], ...]:
@@ -165,14 +194,172 @@ def _sort_rows(rows: Iterable[Row], key: str) -> tuple[Row, ...]:
     return tuple(sorted(rows, key=order))
 
 
+# ------------------------------------------------------------------------------------------------ statistics
+
+
+class _MemoisedRecords:
+    """Records whose resampled metrics are computed once per weight matrix (intervals and ranking share them)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.protocol = inner.protocol
+        self.image_ids = inner.image_ids
+        self._cache: dict[tuple, dict] = {}
+
+    def point_estimates(self) -> dict[str, float | None]:
+        """The wrapped records' point estimates."""
+        return self.inner.point_estimates()
+
+    def resampled(self, weights: Any) -> dict:
+        """The wrapped records' resampled metrics, computed once per distinct weight matrix."""
+        import numpy as np
+
+        weights = np.ascontiguousarray(weights)
+        key = (weights.shape, str(weights.dtype), hashlib.sha1(weights.view(np.uint8)).hexdigest())
+        if key not in self._cache:
+            self._cache[key] = self.inner.resampled(weights)
+        return self._cache[key]
+
+
+def stored_intervals(doc: Mapping[str, Any]) -> dict[str, tuple[float, float]]:
+    """The `ci95` block a result JSON carries (`facebench eval --ci`): metric -> (low, high), valid pairs only."""
+    block = doc.get("ci95")
+    if not isinstance(block, Mapping):
+        return {}
+    out = {}
+    for metric, pair in block.items():
+        if isinstance(pair, (list, tuple)) and len(pair) == 2 and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in pair):
+            out[str(metric)] = (float(pair[0]), float(pair[1]))
+    return out
+
+
+class ResultStatistics:
+    """Per-file records and bootstrap intervals, each loaded or computed once per leaderboard build."""
+
+    def __init__(self, resamples: int | None = None, seed: int | None = None) -> None:
+        from facebench.bootstrap import DEFAULT_RESAMPLES, DEFAULT_SEED
+
+        self.resamples = DEFAULT_RESAMPLES if resamples is None else int(resamples)
+        self.seed = DEFAULT_SEED if seed is None else int(seed)
+        self.warnings: list[str] = []
+        self._records: dict[Path, Any] = {}
+        self._computed: dict[Path, dict[str, tuple[float, float]]] = {}
+
+    @staticmethod
+    def records_file(result_path: str | os.PathLike) -> Path:
+        """X.json -> X.records.npz."""
+        from facebench.bootstrap import records_path
+
+        return records_path(result_path)
+
+    def has_records(self, result_path: str | os.PathLike) -> bool:
+        """True when the result has a records file beside it."""
+        return self.records_file(result_path).is_file()
+
+    def records(self, result: Any) -> Any | None:
+        """The (memoised) bootstrap records of a StoredResult; None, with a warning, when they cannot be used."""
+        from facebench.bootstrap import load_records
+
+        path = Path(result.path).resolve()
+        if path not in self._records:
+            try:
+                self._records[path] = _MemoisedRecords(load_records(result.path, result.doc))
+            except InputError as exc:
+                self.warnings.append(f"{result.path}: per-image records not used ({exc.message})")
+                self._records[path] = None
+        return self._records[path]
+
+    def computed_intervals(self, result: Any) -> dict[str, tuple[float, float]]:
+        """Bootstrap intervals of every headline metric the records give (empty when they cannot be used)."""
+        from facebench.bootstrap import bootstrap
+
+        path = Path(result.path).resolve()
+        if path not in self._computed:
+            records = self.records(result)
+            found = {} if records is None else bootstrap(records, self.resamples, self.seed).intervals()
+            self._computed[path] = {k: v for k, v in found.items() if v is not None}
+        return self._computed[path]
+
+    def intervals(self, result: Any, metrics: Sequence[str]) -> dict[str, tuple[float, float]]:
+        """metric -> 95% interval: the JSON's own `ci95` where it has one, else computed from the records."""
+        out = {k: v for k, v in stored_intervals(result.doc).items() if k in metrics}
+        if any(m not in out for m in metrics) and self.has_records(result.path):
+            computed = self.computed_intervals(result)
+            out.update({m: computed[m] for m in metrics if m not in out and m in computed})
+        return {m: out[m] for m in metrics if m in out}
+
+
+def comparison_key(doc: Mapping[str, Any]) -> str:
+    """What results must share to be compared by paired bootstrap (facebench.compare.check_comparable)."""
+    from facebench.compare import INPUT_SETTINGS
+
+    protocol = doc.get("protocol") or {}
+    settings = {k: v for k, v in (doc.get("settings") or {}).items() if k not in INPUT_SETTINGS}
+    return json.dumps([doc.get("benchmark"), protocol.get("name"), protocol.get("version"),
+                       doc.get("ground_truth_sha256"), settings], sort_keys=True, default=str)
+
+
+def statistical_ranks(rows: Sequence[Row], sort_key: str, stats: ResultStatistics) -> tuple[str, ...]:
+    """Shown ranks of sorted rows: position, except that rows of one comparison group that the paired bootstrap
+    finds tied on `sort_key` share the position of the best of them, marked "=" (e.g. "=2")."""
+    from facebench.compare import ranked_with_ties
+
+    ranks = [str(i + 1) for i in range(len(rows))]
+    groups: dict[str, list[int]] = {}
+    for i, row in enumerate(rows):
+        if row.has_records and row.origin is not None and row.value(sort_key) is not None:
+            groups.setdefault(comparison_key(row.origin.doc), []).append(i)
+    for members in groups.values():
+        usable = [i for i in members if stats.records(rows[i].origin) is not None]
+        if len(usable) < 2:
+            continue
+        try:
+            entries = ranked_with_ties([stats.records(rows[i].origin) for i in usable], sort_key,
+                                       stats.resamples, stats.seed)
+        except InputError as exc:
+            stats.warnings.append(f"{rows[usable[0]].benchmark}: no tie ranking for "
+                                  f"{', '.join(rows[i].name for i in usable)} ({exc.message})")
+            continue
+        classes: dict[int, list[int]] = {}
+        for entry in entries:
+            if entry.value is not None:
+                classes.setdefault(entry.rank, []).append(usable[entry.index])
+        for tied in classes.values():
+            if len(tied) > 1:
+                for i in tied:
+                    ranks[i] = f"={min(tied) + 1}"
+    return tuple(ranks)
+
+
+def with_statistics(rows: Iterable[Row], metrics: Sequence[str], stats: ResultStatistics) -> list[Row]:
+    """Rows of stored results with their intervals and whether records are beside them."""
+    out = []
+    for row in rows:
+        if row.kind == "published" or row.origin is None or not hasattr(row.origin, "doc"):
+            out.append(row)
+            continue
+        has_records = stats.has_records(row.origin.path)
+        intervals = stats.intervals(row.origin, metrics)
+        out.append(replace(row, intervals=intervals, has_records=has_records))
+    return out
+
+
 def build_leaderboard(results: Iterable[StoredResult], references: Iterable[Any] = (),
-                      sort: str | None = None, benchmarks: Sequence[str] | None = None) -> Leaderboard:
-    """Sections per benchmark (known ones first), rows sorted by the headline metric (or `sort`)."""
+                      sort: str | None = None, benchmarks: Sequence[str] | None = None, *,
+                      ci: bool | None = None, resamples: int | None = None, seed: int | None = None) -> Leaderboard:
+    """Sections per benchmark (known ones first), rows sorted by the headline metric (or `sort`).
+
+    ci: None (default) = intervals and tie ranks for results with records beside them (or a stored `ci95`);
+    False = none; True = as None, with a warning when no result has records.
+    """
     if benchmarks:
         results = [r for r in results if r.benchmark in benchmarks]
         references = [r for r in references if r.benchmark in benchmarks]
+    results = list(results)
     rows, warnings = rows_from_results(results)
     rows += rows_from_references(references)
+    stats = ResultStatistics(resamples, seed) if ci is not False else None
     by_benchmark: dict[str, list[Row]] = {}
     for row in rows:
         by_benchmark.setdefault(row.benchmark, []).append(row)
@@ -185,8 +372,17 @@ def build_leaderboard(results: Iterable[StoredResult], references: Iterable[Any]
         columns = FAMILY_COLUMNS.get(family) or _other_columns(items)
         keys = [c[0] for c in columns]
         sort_key = sort if sort in keys else DEFAULT_SORT.get(family, keys[0] if keys else "")
-        sections.append(Section(benchmark, family, columns, sort_key, _sort_rows(items, sort_key)))
-    return Leaderboard(tuple(sections), tuple(warnings))
+        if stats is not None:
+            items = with_statistics(items, keys, stats)
+        sorted_rows = _sort_rows(items, sort_key)
+        ranks = statistical_ranks(sorted_rows, sort_key, stats) if stats is not None else ()
+        sections.append(Section(benchmark, family, columns, sort_key, sorted_rows, ranks))
+    if stats is not None:
+        warnings += stats.warnings
+        if ci and results and not any(r.has_records for s in sections for r in s.rows):
+            warnings.append("--ci: no result has per-image records beside it (X.records.npz next to X.json); "
+                            "re-run `facebench eval ... --out` to write them")
+    return Leaderboard(tuple(sections), tuple(warnings), stats.resamples if stats is not None else None)
 
 
 # ------------------------------------------------------------------------------------------------ rendering
@@ -207,11 +403,35 @@ def _title(section: Section) -> str:
     return BENCHMARK_TITLES.get(section.benchmark, section.benchmark)
 
 
-def _table_cells(section: Section, rank: int, row: Row) -> list[str]:
-    cells = [str(rank), row.name, KIND_LABELS.get(row.kind, row.kind)]
-    cells += [_percent(row.value(key)) for key, _ in section.columns]
+def _interval(row: Row, key: str) -> str:
+    """The 95% interval in percent, e.g. "[81.33, 84.64]" (empty without one)."""
+    pair = row.interval(key)
+    return "" if pair is None or row.value(key) is None else f"[{100 * pair[0]:.2f}, {100 * pair[1]:.2f}]"
+
+
+def _metric_cell(row: Row, key: str) -> str:
+    return f"{_percent(row.value(key))} {_interval(row, key)}".strip()
+
+
+def _table_cells(section: Section, index: int, row: Row) -> list[str]:
+    cells = [section.rank(index), row.name, KIND_LABELS.get(row.kind, row.kind)]
+    cells += [_metric_cell(row, key) for key, _ in section.columns]
     cells += [_ms(row.ms_per_image), f"{row.protocol} {row.convention}".strip(), _gt(row)]
     return cells
+
+
+def statistics_note(board: Leaderboard, section: Section) -> str:
+    """What the intervals and the "=k" ranks of a section mean (empty when it shows neither)."""
+    if not section.has_statistics:
+        return ""
+    resamples = f"{board.resamples} resamples" if board.resamples else "resamples"
+    text = (f"[low, high]: 95% image-level bootstrap interval ({resamples}; a result's stored `ci95` when it has "
+            "one), for results with per-image records.")
+    if any(section.tied(i) for i in range(len(section.rows))):
+        text += (f" =k: statistically tied on {_sort_label(section)} (paired bootstrap over the same images, 95%: "
+                 "the rows marked =k have equally many results significantly better than them), among results "
+                 "of the same ground truth, protocol and settings; other ranks are positions.")
+    return text
 
 
 def _headers(section: Section) -> list[str]:
@@ -234,9 +454,12 @@ def render_markdown(board: Leaderboard, figures: dict[str, str] | None = None) -
         out.append("| " + " | ".join(headers) + " |")
         out.append("|" + "|".join("---:" if h in ("#", "ms/image") or h in dict(section.columns).values()
                                   else "---" for h in headers) + "|")
-        for rank, row in enumerate(section.rows, start=1):
-            cells = [c.replace("|", "\\|") for c in _table_cells(section, rank, row)]
+        for index, row in enumerate(section.rows):
+            cells = [c.replace("|", "\\|") for c in _table_cells(section, index, row)]
             out.append("| " + " | ".join(cells) + " |")
+        stats_note = statistics_note(board, section)
+        if stats_note:
+            out += ["", stats_note]
         notes = [f"- {row.name}: {row.note}" for row in section.rows if row.note and row.kind != "published"]
         if notes:
             out += [""] + notes
@@ -252,12 +475,17 @@ def render_csv(board: Leaderboard) -> str:
     """One long table: every row of every section, metrics as fractions."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["benchmark", "rank", "method", "type", *CSV_METRICS, "ms_per_image", "protocol",
-                     "convention", "ground_truth_sha256", "runs", "created", "source", "note"])
+    interval_columns = [f"{k}_ci95_{end}" for k in CSV_METRICS for end in ("low", "high")]
+    writer.writerow(["benchmark", "rank", "tied", "method", "type", *CSV_METRICS, *interval_columns,
+                     "ms_per_image", "protocol", "convention", "ground_truth_sha256", "runs", "created", "source",
+                     "note"])
     for section in board.sections:
-        for rank, row in enumerate(section.rows, start=1):
+        for index, row in enumerate(section.rows):
             metric_cells = ["" if row.value(k) is None else repr(row.value(k)) for k in CSV_METRICS]
-            writer.writerow([section.benchmark, rank, row.name, row.kind, *metric_cells,
+            interval_cells = ["" if row.interval(k) is None else repr(row.interval(k)[end])
+                              for k in CSV_METRICS for end in (0, 1)]
+            writer.writerow([section.benchmark, section.rank(index), str(section.tied(index)).lower(), row.name,
+                             row.kind, *metric_cells, *interval_cells,
                              "" if row.ms_per_image is None else repr(row.ms_per_image), row.protocol,
                              row.convention, row.ground_truth_sha256 or "", row.runs, row.created or "",
                              row.source, row.note])
@@ -309,6 +537,8 @@ tr.published td { color: #666; font-style: italic; }
 tr.run td, tr.evaluated td { font-weight: 600; }
 figure img { max-width: 100%; border: 1px solid #ddd; }
 p.note { color: #555; }
+span.ci { color: #777; font-size: 12px; font-weight: normal; }
+td.tied { color: #a05a00; }
 """
 
 
@@ -333,13 +563,27 @@ def render_html(board: Leaderboard, figures: dict[str, str] | None = None, title
                    "</tr></thead>")
         out.append("<tbody>")
         numeric = {0, *range(3, 3 + len(section.columns) + 1)}
-        for rank, row in enumerate(section.rows, start=1):
-            cells = _table_cells(section, rank, row)
-            tds = "".join(f'<td class="num">{html.escape(c)}</td>' if i in numeric else f"<td>{html.escape(c)}</td>"
-                          for i, c in enumerate(cells))
+        metric_index = {3 + k: key for k, (key, _) in enumerate(section.columns)}
+        for index, row in enumerate(section.rows):
+            cells = _table_cells(section, index, row)
+            tds = []
+            for i, c in enumerate(cells):
+                if i == 0 and section.tied(index):
+                    tds.append(f'<td class="num rank tied" title="statistically tied">{html.escape(c)}</td>')
+                elif i in metric_index and _interval(row, metric_index[i]):
+                    key = metric_index[i]
+                    tds.append(f'<td class="num">{html.escape(_percent(row.value(key)))} '
+                               f'<span class="ci">{html.escape(_interval(row, key))}</span></td>')
+                elif i in numeric:
+                    tds.append(f'<td class="num">{html.escape(c)}</td>')
+                else:
+                    tds.append(f"<td>{html.escape(c)}</td>")
             tip = html.escape(row.note or row.source, quote=True)
-            out.append(f'<tr class="{row.kind}" data-kind="{row.kind}" title="{tip}">{tds}</tr>')
+            out.append(f'<tr class="{row.kind}" data-kind="{row.kind}" title="{tip}">{"".join(tds)}</tr>')
         out.append("</tbody></table>")
+        stats_note = statistics_note(board, section)
+        if stats_note:
+            out.append(f'<p class="note stats">{html.escape(stats_note)}</p>')
         if figures and section.benchmark in figures:
             alt = f"{_title(section)} {'ROC' if section.family == 'fddb' else 'PR'} curves"
             out.append(f'<figure><img class="curves" src="{html.escape(figures[section.benchmark], quote=True)}" '

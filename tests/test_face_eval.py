@@ -519,3 +519,24 @@ def test_cli_bad_input_is_one_line(tmp_path, capsys, small_gt, rows, extra, expe
     assert expected in err
     if "--iterations" not in extra:
         assert len(err.strip().splitlines()) == 1
+
+
+def test_cli_ci_adds_intervals_to_the_json_and_the_output(tmp_path, capsys, small_gt):
+    from facebench.bootstrap import intervals_for_file
+
+    dets = det_file(tmp_path, ["img1 0.9 100 100 199 199", "img2 0.8 10 10 109 109", "img1 0.7 0 0 50 50",
+                               "img3 0.6 5 5 60 60", "img1 0.5 300 100 399 199"])
+    for dataset, title in (("afw", "AFW"), ("pascal", "PASCAL Face")):
+        out_json = tmp_path / f"{dataset}.json"
+        code, out, err = run_cli(["eval", dataset, str(dets), "--annotations", small_gt.path, "--ci",
+                                  "--out", str(out_json)], capsys)
+        assert code == 0, err
+        doc = json.loads(out_json.read_text())
+        low, high = doc["ci95"]["ap"]
+        assert low <= doc["metrics"]["ap"] <= high and low < high
+        assert f"{title}: AP 95% interval [{100 * low:.2f}, {100 * high:.2f}] (image-level bootstrap, 1000 " \
+               "resamples of 3 images)" in out
+        assert intervals_for_file(out_json)["ap"] == pytest.approx((low, high), abs=1e-15)  # the records agree
+    code, out, _ = run_cli(["eval", "afw", str(dets), "--annotations", small_gt.path, "--out",
+                            str(tmp_path / "plain.json")], capsys)
+    assert code == 0 and "95% interval" not in out and "ci95" not in json.loads((tmp_path / "plain.json").read_text())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import functools
 import io
 from pathlib import Path
@@ -268,3 +269,187 @@ def test_real_leaderboard_from_committed_baselines(tmp_path: Path, shared_data: 
     out = tmp_path / "real.html"
     write_leaderboard(board, "html", out)
     assert out.read_text().count('src="data:image/png;base64,') == 1
+
+
+# ------------------------------------------------------------------------- intervals and statistically tied ranks
+
+TIE_IMAGES = 60
+
+
+@pytest.fixture(scope="module")
+def tied_results(tmp_path_factory) -> Path:
+    """Three WIDER results on one synthetic ground truth, written by `facebench eval widerface --out`: `best`
+    (the predictions), `tie_a` and `tie_b` (confident background boxes added to two different thirds of the
+    images: clearly worse than best, tied with each other); tie_b with --ci (its JSON carries ci95). Plus an
+    old result without records and two published curves."""
+    from facebench.cli import main
+    from protocols.wider_face.ground_truth import write_ground_truth
+    from tests.wider_fixtures import random_events, write_predictions
+
+    root = tmp_path_factory.mktemp("tied")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FACEBENCH_CACHE", str(root / "cache"))
+        images, preds = random_events(np.random.default_rng(3), TIE_IMAGES)
+        gt_dir = write_ground_truth(root / "gt", [("0--Synthetic", images)])
+        names = list(preds)
+        third = TIE_IMAGES // 3
+        background = [[500.0, 500.0, 20.0, 20.0, 0.99], [520.0, 540.0, 25.0, 25.0, 0.97]]
+        sets = {"best": preds,
+                "tie_a": {k: v + background if k in names[:third] else v for k, v in preds.items()},
+                "tie_b": {k: v + background if k in names[third:2 * third] else v for k, v in preds.items()}}
+        results = root / "results"
+        for name, per_image in sets.items():
+            folder = write_predictions(root / "predictions" / name, "0--Synthetic", per_image)
+            args = ["eval", "widerface", str(folder), "--gt-dir", str(gt_dir), "--no-breakdown",
+                    "--out", str(results / f"{name}.json")] + (["--ci"] if name == "tie_b" else [])
+            main(args)  # returns on success (exit 2 with a one-line error otherwise)
+    # An old result (no records) whose hard AP falls between tie_a and tie_b.
+    write(results / "old.json", synthetic_document(values={"easy": 0.2, "medium": 0.2, "hard": 0.1990}, label="old"))
+    _write_published_wider(root / "data")
+    return root
+
+
+def _tied_board(root: Path, **options):
+    from facebench.published import load_references
+
+    return build_leaderboard(scan(root / "results"), load_references(root / "data"), **options)
+
+
+def test_tied_rows_share_a_marked_rank(tied_results: Path) -> None:
+    board = _tied_board(tied_results, resamples=200)
+    (section,) = board.sections
+    names = [r.name for r in section.rows]
+    assert names == ["Alpha", "Beta", "best", "tie_a", "old", "tie_b"]  # sorted by hard AP
+    values = {r.name: r.value("hard") for r in section.rows}
+    assert values["tie_a"] > values["old"] > values["tie_b"]
+    # Published and record-less rows keep their position; tie_b shares tie_a's rank across the old row.
+    assert [section.rank(i) for i in range(6)] == ["1", "2", "3", "=4", "5", "=4"]
+    assert [section.tied(i) for i in range(6)] == [False, False, False, True, False, True]
+    rows = {r.name: r for r in section.rows}
+    for name in ("best", "tie_a", "tie_b"):
+        row = rows[name]
+        assert row.has_records and set(row.intervals) == {"easy", "medium", "hard"}
+        for key, (low, high) in row.intervals.items():
+            assert low <= row.value(key) <= high
+    assert rows["best"].interval("hard")[0] > rows["tie_a"].value("hard")  # clearly better
+    for name in ("Alpha", "Beta", "old"):
+        assert not rows[name].has_records and not rows[name].intervals
+    # tie_b's interval is the one its JSON stores (1000 resamples), not recomputed with 200.
+    stored = json.loads((tied_results / "results" / "tie_b.json").read_text())["ci95"]
+    assert rows["tie_b"].interval("hard") == tuple(stored["hard"])
+    assert board.resamples == 200 and not board.warnings
+
+
+def test_tied_ranks_in_markdown_csv_and_html(tied_results: Path) -> None:
+    board = _tied_board(tied_results, resamples=200)
+    rows = {r.name: r for r in board.sections[0].rows}
+    low, high = rows["tie_a"].interval("hard")
+    md = render_markdown(board)
+    assert f"| =4 | tie_a | evaluated (prediction files) |" in md
+    assert f"{100 * rows['tie_a'].value('hard'):.2f} [{100 * low:.2f}, {100 * high:.2f}] |" in md
+    assert "| 5 | old |" in md and "| =4 | tie_b |" in md
+    assert "=k: statistically tied on Hard" in md and "200 resamples" in md
+    table = list(csv.DictReader(io.StringIO(render_csv(board))))
+    by_name = {r["method"]: r for r in table}
+    assert [r["rank"] for r in table] == ["1", "2", "3", "=4", "5", "=4"]
+    assert by_name["tie_a"]["tied"] == "true" and by_name["best"]["tied"] == "false"
+    assert float(by_name["tie_a"]["hard_ci95_low"]) == low and float(by_name["tie_a"]["hard_ci95_high"]) == high
+    assert by_name["old"]["hard_ci95_low"] == "" and by_name["Alpha"]["easy_ci95_high"] == ""
+    page = render_html(board)
+    assert page.count('<td class="num rank tied" title="statistically tied">=4</td>') == 2
+    assert page.count('<span class="ci">') == 9  # three settings of three results with records
+
+
+def test_no_ci_keeps_plain_ranks(tied_results: Path) -> None:
+    board = _tied_board(tied_results, ci=False)
+    (section,) = board.sections
+    assert [section.rank(i) for i in range(6)] == ["1", "2", "3", "4", "5", "6"]
+    assert not any(r.intervals for r in section.rows) and board.resamples is None
+    assert "statistically tied" not in render_markdown(board)
+
+
+def test_records_are_resampled_once_per_file(tied_results: Path, monkeypatch) -> None:
+    from facebench import bootstrap
+
+    calls = []
+    original = bootstrap.WiderRecords.resampled
+    monkeypatch.setattr(bootstrap.WiderRecords, "resampled",
+                        lambda self, weights: calls.append(weights.shape) or original(self, weights))
+    _tied_board(tied_results, resamples=200)
+    # best and tie_a: once for their intervals, reused by the ranking; tie_b (stored ci95): once, by the ranking.
+    assert calls == [(200, TIE_IMAGES)] * 3
+
+
+def test_leaderboard_command_with_and_without_ci(tied_results: Path, capsys) -> None:
+    from facebench.cli import main
+
+    main(["leaderboard", "--results", str(tied_results / "results"), "--format", "csv", "--resamples", "200"])
+    table = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [r["rank"] for r in table] == ["1", "=2", "3", "=2"]  # best, tie_a, old, tie_b
+    main(["leaderboard", "--results", str(tied_results / "results"), "--no-ci"])
+    assert "| 2 | tie_a |" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as info:
+        main(["leaderboard", "--results", str(tied_results / "results"), "--resamples", "0"])
+    assert info.value.code == 2
+
+
+def test_unusable_records_fall_back_to_plain_ranks(tied_results: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from facebench.bootstrap import records_path
+
+    folder = tmp_path / "results"
+    shutil.copytree(tied_results / "results", folder)
+    records_path(folder / "tie_a.json").write_bytes(b"not an npz")
+    board = build_leaderboard(scan(folder), resamples=200)
+    (section,) = board.sections
+    assert [r.name for r in section.rows] == ["best", "tie_a", "old", "tie_b"]
+    assert [section.rank(i) for i in range(4)] == ["1", "2", "3", "4"]  # tie_b has nobody left to tie with
+    assert len(board.warnings) == 1 and "tie_a.json" in board.warnings[0] and "unreadable records" in board.warnings[0]
+    assert section.rows[3].intervals  # tie_b still shows its stored interval
+
+
+def test_explicit_ci_without_records_warns(tmp_path: Path) -> None:
+    results = scan(write_synthetic_results(tmp_path / "results"))
+    assert not any("--ci" in w for w in build_leaderboard(results).warnings)
+    warnings = build_leaderboard(results, ci=True).warnings
+    assert any(w.startswith("--ci: no result has per-image records") for w in warnings)
+
+
+def test_comparison_groups_ignore_input_paths_not_scoring_settings() -> None:
+    from facebench.leaderboard import comparison_key
+
+    a = synthetic_document(values={"easy": 0.9, "medium": 0.8, "hard": 0.7})
+    b = json.loads(json.dumps(a))
+    b["settings"]["predictions"] = "/elsewhere/preds"
+    assert comparison_key(a) == comparison_key(b)
+    b["settings"]["semantics"] = "python-port"
+    assert comparison_key(a) != comparison_key(b)
+    c = synthetic_document(values={"easy": 0.9, "medium": 0.8, "hard": 0.7}, gt=GT_B)
+    assert comparison_key(a) != comparison_key(c)
+
+
+def test_real_yolov5_face_and_yolov7_tiny_are_tied_on_hard(shared_data: Path, tmp_path: Path, monkeypatch) -> None:
+    """yolov5-face 82.73 vs yolov7-tiny-leak 82.97 hard AP: a paired difference of -0.24 [-0.70, +0.25], tied;
+    RetinaFace-MobileNet0.25 (73.83) is significantly below both."""
+    from facebench.results import write_document
+    from protocols.wider_face import evaluate, load_ground_truth, read_predictions
+    from tests.conftest import require
+
+    wider = shared_data / "widerface"
+    gt = load_ground_truth(require(wider / "ground_truth"))
+    for folder in ("yolov5-face-unattributed_illenium7", "yolov7-tiny-leak_derronqi",
+                   "retinaface-mobilenet0.25_thflgg133"):
+        predictions = read_predictions(require(wider / "results" / folder / "widerface_txt"), gt, quiet=True)
+        result = evaluate(gt, predictions, breakdown=False)
+        write_document(result.to_document(), tmp_path / f"{folder}.json")
+        result.save_records(tmp_path / f"{folder}.records.npz")
+    board = build_leaderboard(scan(tmp_path))
+    (section,) = board.sections
+    shown = [(r.name, section.rank(i)) for i, r in enumerate(section.rows)]
+    assert shown == [("yolov7-tiny-leak_derronqi", "=1"), ("yolov5-face-unattributed_illenium7", "=1"),
+                     ("retinaface-mobilenet0.25_thflgg133", "3")]
+    yolov7 = section.rows[0]
+    assert yolov7.value("hard") == pytest.approx(0.829738522421083, abs=1e-12)
+    low, high = yolov7.interval("hard")
+    assert low < 0.8297 < high and high - low < 0.05

@@ -131,9 +131,15 @@ def records_path(out: str | os.PathLike) -> Path:
     return out.with_name(stem + ".records.npz")
 
 
+def interval_line(title: str, interval: tuple[float, float] | None, resamples: int, n_images: int) -> str:
+    """The printed line of `--ci`: AP's 95% bootstrap interval in percent."""
+    shown = "n/a (no counted faces)" if interval is None else f"[{100 * interval[0]:.2f}, {100 * interval[1]:.2f}]"
+    return f"{title}: AP 95% interval {shown} (image-level bootstrap, {resamples} resamples of {n_images} images)"
+
+
 def run_face_eval(dataset: str, detections: str, annotations: str | None, old_annotations: bool, iterations: int,
                   min_width: int, min_height: int, overlap: float, out: str | None, plot: str | None,
-                  overlays: tuple[str, ...], label: str | None) -> None:
+                  overlays: tuple[str, ...], label: str | None, with_ci: bool = False) -> None:
     """Shared body of the afw and pascal commands."""
     from facebench.results import write_document
     from protocols.face_eval import evaluate, load_ground_truth, read_detections
@@ -152,8 +158,17 @@ def run_face_eval(dataset: str, detections: str, annotations: str | None, old_an
                f"({result.n_detections_filtered} below {result.min_pixels} px dropped), "
                f"{int(result.tp.sum())} TP / {result.n_positives} faces, {result.iterations} iteration(s), "
                f"{gt.style} annotations")
+    intervals = None
+    if with_ci:
+        from facebench.bootstrap import DEFAULT_RESAMPLES, intervals_for_result
+
+        intervals = intervals_for_result(result)
+        click.echo(interval_line(title, intervals.get("ap"), DEFAULT_RESAMPLES, len(result.image_keys)))
     if out:
-        write_document(result.to_document(), out)
+        doc = result.to_document()
+        if intervals is not None:
+            doc["ci95"] = intervals
+        write_document(doc, out)
         result.save_records(records_path(out))
         click.echo(f"wrote {out} and {records_path(out)}")
     if plot:
@@ -189,11 +204,14 @@ def _face_eval_command(dataset: str) -> click.Command:
     @click.option("--overlay", "overlays", multiple=True, type=click.Path(),
                   help="Baseline detection file, folder of them, or result JSON to draw on the plot (repeatable).")
     @click.option("--label", default=None, help="Legend label of DETECTIONS (default: from the file name).")
+    @click.option("--ci", "with_ci", is_flag=True,
+                  help="Add AP's 95% image-level bootstrap interval (1000 resamples): printed, and as ci95 "
+                       "in the JSON.")
     def command(detections: str, annotations: str | None, old_annotations: bool, iterations: int, min_width: int,
                 min_height: int, overlap: float, out: str | None, plot: str | None, overlays: tuple[str, ...],
-                label: str | None) -> None:
+                label: str | None, with_ci: bool) -> None:
         run_face_eval(dataset, detections, annotations, old_annotations, iterations, min_width, min_height,
-                      overlap, out, plot, overlays, label)
+                      overlap, out, plot, overlays, label, with_ci)
 
     return command
 

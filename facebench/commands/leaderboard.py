@@ -29,9 +29,14 @@ BENCHMARKS = ("widerface-val", "fddb", "afw", "pascal")
 @click.option("--figure-top", type=int, default=10, show_default=True,
               help="Published curves drawn per figure (the best ones); every run is drawn.")
 @click.option("--skip-invalid", is_flag=True, help="Warn about invalid result files instead of stopping.")
+@click.option("--ci/--no-ci", "with_ci", default=None,
+              help="95% bootstrap intervals and statistically tied ranks (\"=2\") for results with per-image "
+                   "records beside them (X.records.npz next to X.json). Default: on where records exist.")
+@click.option("--resamples", type=click.IntRange(min=10), default=1000, show_default=True,
+              help="Bootstrap resamples of the tie ranking and of intervals not stored in the result JSON.")
 def leaderboard_command(results_dir: Path, fmt: str, out: Path | None, published_root: Path | None,
                         benchmarks: tuple[str, ...], sort: str | None, figures: str, figure_top: int,
-                        skip_invalid: bool) -> None:
+                        skip_invalid: bool, with_ci: bool | None, resamples: int) -> None:
     """One row per detector per benchmark, sorted, with published reference rows."""
     from facebench.leaderboard import build_leaderboard, write_leaderboard
     from facebench.store import scan
@@ -52,7 +57,8 @@ def leaderboard_command(results_dir: Path, fmt: str, out: Path | None, published
             warn(f"no published curves or baselines found under {published_root}")
     if not results and not references:
         raise InputError(results_dir, None, "no result JSONs found (and no --published references)")
-    board = build_leaderboard(results, references, sort=sort, benchmarks=benchmarks or None)
+    board = build_leaderboard(results, references, sort=sort, benchmarks=benchmarks or None, ci=with_ci,
+                              resamples=resamples)
     if sort and not any(sort in dict(section.columns) for section in board.sections):
         known = sorted({key for section in board.sections for key, _ in section.columns})
         raise InputError(None, None, f"--sort {sort!r}: no such column (choose from {', '.join(known)})")
