@@ -119,3 +119,14 @@ def test_plot_roc_panels(tmp_path):
               RocSeries("published", fp, np.array([0.2, 0.4, 0.7, 0.85]), published=True)]
     plot_roc_panels({"discrete": series, "continuous": series[:1]}, tmp_path / "roc.pdf")
     assert (tmp_path / "roc.pdf").stat().st_size > 1000
+
+
+def test_cli_ci_adds_intervals_containing_the_point(mini, tmp_path, capsys):
+    code, out, err = run_cli(["eval", "fddb", str(mini["rects"]), "--folds-dir", str(mini["folds"]),
+                              "--image-sizes", str(mini["sizes"]), "--convention", "opencv4",
+                              "--out", str(tmp_path / "r.json"), "--ci"], capsys)
+    assert code == 0, err
+    assert "disc_tpr_at_1000fp: 95% interval" in out
+    doc = json.loads((tmp_path / "r.json").read_text())
+    lo, hi = doc["ci95"]["disc_tpr_at_1000fp"]
+    assert lo <= doc["metrics"]["disc_tpr_at_1000fp"] <= hi

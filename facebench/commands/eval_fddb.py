@@ -102,10 +102,12 @@ def overlay_series(paths):
               help="A published ROC file ('TPR FP [threshold]') or a folder of them, drawn beside; repeatable.")
 @click.option("--label", default=None, help="Method name in the plot legend (default: the detections' name).")
 @click.option("--no-cache", is_flag=True, help="Do not keep the annotation rasters in $FACEBENCH_CACHE.")
+@click.option("--ci", "with_ci", is_flag=True,
+              help="Add image-level bootstrap 95% intervals of the TPR figures (1000 resamples, seed 0).")
 def fddb_command(detections: Path, folds_dir: Path | None, annotations: Path | None, image_sizes: Path | None,
                  images: Path | None, data_root: str | None, fmt: str, convention: str, msvc_pi: bool,
                  roc_prefix: str | None, out: Path | None, plot: Path | None, overlays: tuple[Path, ...],
-                 label: str | None, no_cache: bool) -> None:
+                 label: str | None, no_cache: bool, with_ci: bool) -> None:
     """Evaluate DETECTIONS (one FDDB output file, or a folder of fold-XX-out.txt) on FDDB."""
     import math
 
@@ -124,13 +126,24 @@ def fddb_command(detections: Path, folds_dir: Path | None, annotations: Path | N
                f"ellipse convention {convention}{', MSVC pi' if msvc_pi else ''}): {detections}")
     click.echo(result.table())
     click.echo(f"ROC points: {len(result.curve.threshold)}  (TPR at k FP = max TPR over points with FP <= k)")
+    extra = {"evaluation_seconds": round(elapsed, 4)}
+    if with_ci:
+        from facebench.bootstrap import intervals_for_result
+
+        intervals = intervals_for_result(result)
+        extra["ci95"] = intervals
+        for name in ("disc_tpr_at_1000fp", "cont_tpr_at_1000fp"):
+            if intervals.get(name):
+                lo, hi = intervals[name]
+                click.echo(f"{name}: 95% interval [{100 * lo:.2f}, {100 * hi:.2f}] (image-level bootstrap, "
+                           f"1000 resamples of {gt.n_images} images)")
     if roc_prefix:
         disc, cont = result.write_roc(roc_prefix)
         click.echo(f"wrote {disc} and {cont}")
     if out is not None:
         from facebench.results import write_document
 
-        write_document(result.to_document(extra={"evaluation_seconds": round(elapsed, 4)}), out)
+        write_document(result.to_document(extra=extra), out)
         result.save_records(records_path(out))
         click.echo(f"wrote {out}")
     if plot is not None:

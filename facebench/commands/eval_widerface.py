@@ -74,7 +74,7 @@ def records_path(out: Path) -> Path:
 @click.option("--breakdown-base", type=click.Choice(["easy", "medium", "hard"]), default="hard",
               show_default=True, help="Setting whose faces the breakdown splits.")
 @click.option("--ignore-unknown", is_flag=True, help="Skip event folders / files not in the ground truth.")
-@click.option("--ci", "with_ci", is_flag=True, help="Add bootstrap 95%% intervals (needs facebench.bootstrap).")
+@click.option("--ci", "with_ci", is_flag=True, help="Add image-level bootstrap 95% intervals (1000 resamples, seed 0).")
 def widerface_command(pred_dir: Path, gt_dir: str | None, gt_version: str, gt_txt: str | None, data_root: str | None, semantics: str,
                       out: Path | None, plot: Path | None, overlays: tuple[Path, ...], label: str | None, no_breakdown: bool,
                       breakdown_base: str, ignore_unknown: bool, with_ci: bool) -> None:
