@@ -293,10 +293,10 @@ def test_split_txt_reader_and_errors(tmp_path):
     assert images[1].boxes.shape == (0, 4)
     bad = tmp_path / "bad.txt"
     bad.write_text("0--A/a.jpg\n2\n1 2 3 4 0 0 0 0 0 0\n5 6 x 8 2 1 1 0 1 1\n")
-    with pytest.raises(InputError, match=r"bad\.txt:4: not a number"):
+    with pytest.raises(InputError, match=r"bad\.txt:4: non-numeric value"):
         read_split_txt(bad)
     bad.write_text("0--A/a.jpg\n3\n1 2 3 4 0 0 0 0 0 0\n")
-    with pytest.raises(InputError, match=r"bad\.txt:4: .*file ends early"):
+    with pytest.raises(InputError, match=r"bad\.txt:3: .*file ends before its 3 boxes"):
         read_split_txt(bad)
 
 

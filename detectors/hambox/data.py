@@ -42,66 +42,11 @@ def valid_boxes_xyxy(record: WiderRecord) -> np.ndarray:
 
 def read_wider_txt(path: str | os.PathLike) -> list[WiderRecord]:
     """Parse wider_face_{train,val}_bbx_gt.txt (name line, count line, one row per box)."""
-    path = Path(path)
-    try:
-        lines = path.read_text().splitlines()
-    except FileNotFoundError:
-        raise InputError(path, None, "annotation file not found") from None
-    except UnicodeDecodeError:
-        raise InputError(path, None, "not a text file") from None
-    records: list[WiderRecord] = []
-    i = 0
-    n = len(lines)
-    while i < n:
-        name = lines[i].strip()
-        if not name:
-            i += 1
-            continue
-        start = i + 1
-        if not (name.lower().endswith((".jpg", ".jpeg", ".png"))):
-            raise InputError(path, start, f"expected an image name, got '{name[:60]}'")
-        if i + 1 >= n:
-            raise InputError(path, start, f"image '{name}' has no box-count line")
-        try:
-            count = int(lines[i + 1].strip())
-        except ValueError:
-            raise InputError(path, i + 2, f"expected a box count, got '{lines[i + 1].strip()[:40]}'") from None
-        if count < 0:
-            raise InputError(path, i + 2, f"negative box count {count}")
-        rows: list[list[float]] = []
-        j = i + 2
-        # The official files write an image without faces as count 0 followed by one zero row.
-        expected = count if count > 0 else (1 if j < n and _looks_like_row(lines[j]) else 0)
-        for _ in range(expected):
-            if j >= n:
-                raise InputError(path, j, f"image '{name}': file ends before its {count} boxes")
-            parts = lines[j].split()
-            if len(parts) < 4:
-                raise InputError(path, j + 1, f"a box row needs at least 4 numbers, got {len(parts)}")
-            try:
-                values = [float(v) for v in parts[:10]]
-            except ValueError:
-                raise InputError(path, j + 1, f"non-numeric value in box row '{lines[j].strip()[:60]}'") from None
-            rows.append(values + [0.0] * (10 - len(values)))
-            j += 1
-        if count == 0:
-            rows = []
-        table = np.asarray(rows, dtype=np.float64).reshape(-1, 10)
-        records.append(WiderRecord(name=name, boxes_xywh=table[:, :4].astype(np.float32),
-                                   attributes=table[:, 4:10].astype(np.int32), source=f"{path}:{start}"))
-        i = j
-    return records
+    from protocols.wider_face.split_txt import read_split_txt
 
-
-def _looks_like_row(line: str) -> bool:
-    parts = line.split()
-    if len(parts) < 4:
-        return False
-    try:
-        [float(v) for v in parts]
-    except ValueError:
-        return False
-    return True
+    return [WiderRecord(name=img.path, boxes_xywh=img.boxes.astype(np.float32),
+                        attributes=img.attributes.astype(np.int32), source=f"{path}:{img.line}")
+            for img in read_split_txt(path)]
 
 
 def _cell_text(value: Any) -> str:

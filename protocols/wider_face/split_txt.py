@@ -15,11 +15,12 @@ ATTRIBUTE_COLUMNS = ("blur", "expression", "illumination", "invalid", "occlusion
 
 @dataclass(frozen=True)
 class SplitImage:
-    """One image of the split file: `event/name.jpg`, boxes x y w h, and the six attribute columns."""
+    """One image of the split file: `event/name.jpg`, boxes x y w h, the six attribute columns, its line."""
 
     path: str
-    boxes: np.ndarray  # [N, 4] int64
-    attributes: np.ndarray  # [N, 6] int64 (columns in ATTRIBUTE_COLUMNS order)
+    boxes: np.ndarray  # [N, 4] float64 (integers in the released files)
+    attributes: np.ndarray  # [N, 6] int64 (columns in ATTRIBUTE_COLUMNS order; 0 where a row has only a box)
+    line: int = 0  # 1-based line of the image name
 
     @property
     def event(self) -> str:
@@ -34,46 +35,60 @@ def read_split_txt(path: str | os.PathLike) -> list[SplitImage]:
     """Parse the split file; a count of 0 is followed by one all-zero placeholder row, as released."""
     path = Path(path)
     try:
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise InputError(path, None, "annotation file not found") from None
+    except UnicodeDecodeError:
+        raise InputError(path, None, "not a text file") from None
     except OSError as exc:
         raise InputError(path, None, f"cannot read: {exc.strerror}") from None
     images: list[SplitImage] = []
-    i = 0
-    while i < len(lines):
+    i, n = 0, len(lines)
+    while i < n:
         name = lines[i].strip()
         if not name:
             i += 1
             continue
         if not name.lower().endswith((".jpg", ".jpeg", ".png")):
-            raise InputError(path, i + 1, f"expected an image path like 0--Parade/x.jpg, got {name[:60]!r}")
-        if i + 1 >= len(lines):
-            raise InputError(path, i + 2, f"missing face count for {name}")
+            raise InputError(path, i + 1, f"expected an image name like 0--Parade/x.jpg, got '{name[:60]}'")
+        if i + 1 >= n:
+            raise InputError(path, i + 1, f"image '{name}' has no box-count line")
         try:
             count = int(lines[i + 1].strip())
         except ValueError:
-            raise InputError(path, i + 2, f"face count is not an integer: {lines[i + 1].strip()[:40]!r}") from None
+            raise InputError(path, i + 2, f"expected a box count, got '{lines[i + 1].strip()[:40]}'") from None
         if count < 0:
-            raise InputError(path, i + 2, f"negative face count {count}")
-        rows = max(count, 1) if count == 0 and i + 2 < len(lines) and _is_zero_row(lines[i + 2]) else count
-        block = lines[i + 2:i + 2 + rows]
-        if len(block) < rows:
-            raise InputError(path, i + 3 + len(block), f"{name}: count says {count} faces, file ends early")
-        values = np.zeros((count, 10), dtype=np.int64)
-        for k, text in enumerate(block[:count]):
-            fields = text.split()
-            if len(fields) < 10:
-                raise InputError(path, i + 3 + k, f"expected 10 numbers (x y w h + 6 attributes), got {len(fields)}")
+            raise InputError(path, i + 2, f"negative box count {count}")
+        j = i + 2
+        rows = count if count > 0 else (1 if j < n and _is_number_row(lines[j]) else 0)
+        values = np.zeros((rows, 10), dtype=np.float64)
+        for k in range(rows):
+            if j >= n:
+                raise InputError(path, j, f"image '{name}': file ends before its {count} boxes")
+            fields = lines[j].split()
+            if len(fields) < 4:
+                raise InputError(path, j + 1, f"a box row needs at least 4 numbers, got {len(fields)}")
             try:
-                values[k] = [int(float(f)) for f in fields[:10]]
+                numbers = [float(f) for f in fields[:10]]
             except ValueError:
-                raise InputError(path, i + 3 + k, f"not a number in {text.strip()[:60]!r}") from None
-        images.append(SplitImage(path=name, boxes=values[:, :4], attributes=values[:, 4:]))
-        i += 2 + rows
+                raise InputError(path, j + 1, f"non-numeric value in box row '{lines[j].strip()[:60]}'") from None
+            values[k, :len(numbers)] = numbers
+            j += 1
+        values = values[:count]
+        images.append(SplitImage(path=name, boxes=values[:, :4], attributes=values[:, 4:].astype(np.int64),
+                                 line=i + 1))
+        i = j
     if not images:
-        raise InputError(path, None, "no images in the split file")
+        raise InputError(path, None, "no images in the annotation file")
     return images
 
 
-def _is_zero_row(text: str) -> bool:
+def _is_number_row(text: str) -> bool:
     fields = text.split()
-    return len(fields) >= 4 and all(f.strip("0.") == "" for f in fields)
+    if len(fields) < 4:
+        return False
+    try:
+        [float(f) for f in fields]
+    except ValueError:
+        return False
+    return True
