@@ -35,3 +35,14 @@ def require(path: Path) -> Path:
     if not path.exists():
         pytest.skip(f"shared data file missing: {path}")
     return path
+
+
+def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
+    """Run `facebench ARGS` in-process through its console entry point: (exit code, stdout, stderr)."""
+    from facebench.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(args)
+        raise SystemExit(0)
+    out = capsys.readouterr()
+    return info.value.code, out.out, out.err

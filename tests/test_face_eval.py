@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from facebench.errors import InputError
+from tests.conftest import run_cli
 from protocols.face_eval import (evaluate, load_ground_truth, match_detections, minimum_detection_size,
                                  read_detections, records_ap, size_filter_mask, voc_ap, voc_ap_11point)
 from protocols.face_eval.curve import curve_outline, precision_recall
@@ -467,16 +468,6 @@ def test_result_document_and_records(tmp_path, small_gt):
 
 
 # ----------------------------------------------------------------------------------------------------------------
-def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
-    from facebench.cli import main
-
-    with pytest.raises(SystemExit) as info:
-        main(args)
-        raise SystemExit(0)
-    out = capsys.readouterr()
-    return info.value.code, out.out, out.err
-
-
 def test_cli_end_to_end(tmp_path, capsys, small_gt):
     dets = det_file(tmp_path, ["img1 0.9 100 100 199 199", "img2.jpg 0.8 10 10 109 109", "img1 0.7 0 0 50 50"])
     baseline = det_file(tmp_path, ["img1 1.0 300 100 399 199"], "Face++.txt")

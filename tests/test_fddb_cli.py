@@ -7,18 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from facebench.cli import main
 from facebench.errors import InputError
 from facebench.plots.roc import RocSeries, plot_roc_panels, read_published_roc, roc_kind_and_label
+from tests.conftest import run_cli
 from tests.test_fddb import SPEC_ELL_DISC, SPEC_RECT_CONT, SPEC_RECT_DISC, write_mini_case
-
-
-def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main(args)
-        raise SystemExit(0)
-    out = capsys.readouterr()
-    return info.value.code, out.out, out.err
 
 
 @pytest.fixture()
