@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -26,8 +27,23 @@ class SettingCurve:
     recall: np.ndarray  # [1000]
     proposals: np.ndarray  # [1000] dataset sums
     true_positives: np.ndarray  # [1000]
-    image_proposals: np.ndarray | None = None  # [n_images, 1000] (headline settings only)
-    image_true_positives: np.ndarray | None = None
+    per_image: bool = False  # whether the per-image rows are kept (headline settings)
+    matching: "Matching | None" = None
+    ignored: np.ndarray | None = None  # predictions hitting a face this setting ignores
+    tp: np.ndarray | None = None  # predictions that recall a face
+
+    # The per-image rows are [n_images, 1000] each: built only when records or a bootstrap ask for them.
+    @cached_property
+    def image_proposals(self) -> np.ndarray | None:
+        """[n_images, 1000] proposals counted per image and threshold (headline settings only)."""
+        if not self.per_image:
+            return None
+        return self.matching.evaluated_image_counts - _image_counts(self.matching, self.ignored)
+
+    @cached_property
+    def image_true_positives(self) -> np.ndarray | None:
+        """[n_images, 1000] true positives counted per image and threshold (headline settings only)."""
+        return _image_counts(self.matching, self.tp) if self.per_image else None
 
 
 @dataclass(frozen=True, eq=False)
@@ -39,8 +55,13 @@ class Matching:
     image: np.ndarray  # [n_boxes] image index
     n_images: int
     hits: np.ndarray  # indices of evaluated predictions that hit a face (overlap >= 0.5)
+    evaluated: np.ndarray  # [n_boxes] bool: the image has faces (others contribute nothing)
     evaluated_counts: np.ndarray  # [1000] evaluated predictions counted per threshold
-    evaluated_image_counts: np.ndarray  # [n_images, 1000]
+
+    @cached_property
+    def evaluated_image_counts(self) -> np.ndarray:
+        """[n_images, 1000] evaluated predictions counted per image and threshold."""
+        return curves.image_counts(self.counted, self.evaluated, self.image, self.n_images)
 
 
 def match(gt: WiderGroundTruth, predictions: WiderPredictions) -> Matching:
@@ -70,8 +91,7 @@ def match(gt: WiderGroundTruth, predictions: WiderPredictions) -> Matching:
     image = np.repeat(np.arange(gt.n_images), np.diff(offsets))
     return Matching(choice=choice, counted=counted, image=image, n_images=gt.n_images,
                     hits=np.flatnonzero((choice >= 0) & evaluated),
-                    evaluated_counts=curves.dataset_counts(counted, evaluated),
-                    evaluated_image_counts=curves.image_counts(counted, evaluated, image, gt.n_images))
+                    evaluated=evaluated, evaluated_counts=curves.dataset_counts(counted, evaluated))
 
 
 def score_setting(name: str, keep: np.ndarray, m: Matching, per_image: bool = False) -> SettingCurve:
@@ -85,15 +105,12 @@ def score_setting(name: str, keep: np.ndarray, m: Matching, per_image: bool = Fa
     tp = candidates[first]
     proposals = m.evaluated_counts - _counts(m, ignored)
     tps = _counts(m, tp)
-    image_p = image_tp = None
-    if per_image:
-        image_p = m.evaluated_image_counts - _image_counts(m, ignored)
-        image_tp = _image_counts(m, tp)
     n_faces = int(keep.sum())
     precision, recall = curves.pr_curve(proposals, tps, n_faces)
     ap = curves.voc_ap(recall, precision) if n_faces > 0 else None
     return SettingCurve(name=name, n_faces=n_faces, ap=ap, precision=precision, recall=recall,
-                        proposals=proposals, true_positives=tps, image_proposals=image_p, image_true_positives=image_tp)
+                        proposals=proposals, true_positives=tps, per_image=per_image, matching=m if per_image else None,
+                        ignored=ignored if per_image else None, tp=tp if per_image else None)
 
 
 def _counts(m: Matching, index: np.ndarray) -> np.ndarray:

@@ -139,6 +139,10 @@ def _official_file(index: int, path: Path, data: bytes, dropped: list[str]) -> _
     if count <= 0:
         return None
     body = data[second + 1:] if second >= 0 else b""
+    # Fast path: exactly `count` lines (with or without a final newline) need no splitting.
+    trimmed = body[:-1] if body.endswith(b"\n") else body
+    if trimmed and trimmed.count(b"\n") == count - 1:
+        return _FileBoxes(index, path, trimmed, count, 3)
     lines = body.split(b"\n", count)
     if len(lines) < count or (len(lines) == count and lines[-1] == b"" and count > 0):
         present = len(lines) - (1 if lines and lines[-1] == b"" else 0)
@@ -181,16 +185,16 @@ def read_predictions(pred_dir: str | os.PathLike, gt: WiderGroundTruth, semantic
             if item is not None:
                 parsed.append(item)
         boxes_here, images_here = _parse_boxes(parsed, dropped_here)
+        if semantics == "official":
+            # Official read_pred: stable sort by score, descending, per image (chunks are image ranges).
+            order = np.lexsort((-boxes_here[:, 4], images_here))
+            boxes_here, images_here = boxes_here[order], images_here[order]
         return boxes_here, images_here, dropped_here
 
     chunks = map_ranges(read_chunk, len(indices), min_items=400)
     boxes = np.concatenate([c[0] for c in chunks])
     image_of_box = np.concatenate([c[1] for c in chunks])
     dropped = [line for c in chunks for line in c[2]]
-    if semantics == "official":
-        # Official read_pred: stable sort by score, descending, per image.
-        order = np.lexsort((-boxes[:, 4], image_of_box))
-        boxes, image_of_box = boxes[order], image_of_box[order]
     offsets = np.zeros(gt.n_images + 1, dtype=np.int64)
     np.cumsum(np.bincount(image_of_box, minlength=gt.n_images), out=offsets[1:])
 
