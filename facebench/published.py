@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import io
 import os
 import re
 from dataclasses import dataclass, field
@@ -88,42 +87,10 @@ def wider_references(curves_root: str | os.PathLike) -> list[PublishedReference]
 
 def read_roc_file(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """A DiscROC/ContROC text file: (tpr, fp, threshold or None); first two columns TPR and FP."""
-    path = Path(path)
-    try:
-        text = path.read_bytes().decode("latin-1")
-    except OSError as exc:
-        raise InputError(path, None, f"cannot read: {exc.strerror}") from None
-    if not text.strip():
-        raise InputError(path, None, "empty ROC file")
-    try:
-        table = np.loadtxt(io.StringIO(text), dtype=np.float64, ndmin=2)
-    except ValueError:  # ragged or broken: parse line by line so the error names the line
-        table = _read_roc_slowly(path, text)
-    if table.shape[1] < 2:
-        raise InputError(path, 1, "a ROC line needs at least two numbers: TPR FP")
-    threshold = table[:, 2] if table.shape[1] > 2 else None
-    return table[:, 0], table[:, 1], threshold
+    from facebench.plots.roc import read_published_roc
 
-
-def _read_roc_slowly(path: Path, text: str) -> np.ndarray:
-    """Line-by-line parse of a ragged or broken ROC file: the error names the bad line."""
-    rows, widths = [], set()
-    for number, line in enumerate(text.splitlines(), start=1):
-        tokens = line.split()
-        if not tokens:
-            continue
-        try:
-            values = [float(t) for t in tokens]
-        except ValueError:
-            raise InputError(path, number, f"not a ROC line (expected 'TPR FP [threshold]'): "
-                                           f"{line.strip()[:60]!r}") from None
-        if len(values) < 2:
-            raise InputError(path, number, "a ROC line needs at least two numbers: TPR FP")
-        rows.append(values[:3])
-        widths.add(min(len(values), 3))
-    if len(widths) > 1:  # ragged: keep the two columns every line has
-        rows = [r[:2] for r in rows]
-    return np.asarray(rows, dtype=np.float64)
+    roc = read_published_roc(path)
+    return roc.tpr, roc.fp, roc.threshold
 
 
 def tpr_at_fp(tpr: np.ndarray, fp: np.ndarray, limit: float = FP_LIMIT, rule: str = "max") -> float | None:

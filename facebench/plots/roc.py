@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import re
 from dataclasses import dataclass
@@ -60,9 +61,18 @@ def read_published_roc(path: str | os.PathLike, kind: str | None = None) -> Publ
         raise InputError(path, None, "ROC file not found") from None
     except OSError as exc:
         raise InputError(path, None, f"cannot read: {exc.strerror}") from None
-    lines = data.decode("utf-8", errors="replace").replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    text = data.decode("utf-8", errors="replace").replace("\r\n", "\n").replace("\r", "\n")
+    guessed, label = roc_kind_and_label(path)
+    try:
+        table = np.loadtxt(io.StringIO(text), dtype=np.float64, ndmin=2, comments=None)
+    except ValueError:  # ragged or broken: line by line, so an error names its line
+        table = None
+    if table is not None and table.shape[0] and table.shape[1] >= 2:
+        threshold = table[:, 2].copy() if table.shape[1] >= 3 else None
+        return PublishedRoc(path=str(path), label=label, kind=kind or guessed, tpr=table[:, 0].copy(),
+                            fp=table[:, 1].copy(), threshold=threshold)
     rows: list[list[float]] = []
-    for number, line in enumerate(lines, start=1):
+    for number, line in enumerate(text.split("\n"), start=1):
         parts = line.split()
         if not parts:
             continue
@@ -75,7 +85,6 @@ def read_published_roc(path: str | os.PathLike, kind: str | None = None) -> Publ
         rows.append(values)
     if not rows:
         raise InputError(path, None, "no ROC points")
-    guessed, label = roc_kind_and_label(path)
     with_threshold = all(len(r) >= 3 for r in rows)
     tpr = np.array([r[0] for r in rows])
     fp = np.array([r[1] for r in rows])
