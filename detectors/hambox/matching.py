@@ -194,16 +194,22 @@ def dms(iou: Tensor, gt_valid: Tensor | None = None, threshold: float = 0.35, mi
     return out[0] if squeeze else out
 
 
+def _compensate(first: Tensor, score: Tensor, candidate: Tensor, need: Tensor) -> Tensor:
+    """Per image [B, G, A]: each face j claims up to need[j] free anchors (first < 0) among its candidates,
+    in the order sequential_compensation defines; anchors already assigned keep their face."""
+    out = first.clone()
+    for i in range(score.shape[0]):
+        claimed = sequential_compensation(score[i], candidate[i], need[i], first[i] < 0)
+        out[i] = torch.where(claimed >= 0, claimed, out[i])
+    return out
+
+
 def _nams(iou: Tensor, gt_valid: Tensor, n: int, threshold: float, candidate_iou: float) -> tuple[Tensor, Tensor]:
     """Batched NAMS; returns (assigned, first-step assignment)."""
     stage_one, first = _dms(iou, gt_valid, threshold, 0.0)
     matched = count_matches(stage_one, iou.shape[1])
-    out = stage_one.clone()
-    for i in range(iou.shape[0]):
-        need = torch.where(gt_valid[i], (n - matched[i]).clamp(min=0), torch.zeros_like(matched[i]))
-        claimed = sequential_compensation(iou[i], iou[i] > candidate_iou, need, stage_one[i] < 0)
-        out[i] = torch.where(claimed >= 0, claimed, out[i])
-    return out, first
+    need = torch.where(gt_valid, (n - matched).clamp(min=0), torch.zeros_like(matched))
+    return _compensate(stage_one, iou, iou > candidate_iou, need), first
 
 
 def nams(iou: Tensor, n: int, gt_valid: Tensor | None = None, threshold: float = 0.35,
@@ -220,12 +226,8 @@ def _zcc(iou: Tensor, gt_valid: Tensor, threshold: float, n: int) -> Tensor:
     """Batched ZCC hard-face compensation."""
     first = _sms(iou, gt_valid, threshold)
     matched = count_matches(first, iou.shape[1])
-    out = first.clone()
-    for i in range(iou.shape[0]):
-        need = torch.where(gt_valid[i] & (matched[i] == 0), torch.full_like(matched[i], n), torch.zeros_like(matched[i]))
-        claimed = sequential_compensation(iou[i], iou[i] > 0, need, first[i] < 0)
-        out[i] = torch.where(claimed >= 0, claimed, out[i])
-    return out
+    need = torch.where(gt_valid & (matched == 0), torch.full_like(matched, n), torch.zeros_like(matched))
+    return _compensate(first, iou, iou > 0, need)
 
 
 def zcc(iou: Tensor, gt_valid: Tensor | None = None, threshold: float = 0.35, n: int = 5) -> Tensor:
@@ -240,11 +242,8 @@ def _oam(iou: Tensor, pred_iou: Tensor, gt_valid: Tensor, threshold: float, k: i
     """Batched OAM on [B, G, A]."""
     first = _sms(iou, gt_valid, threshold)
     matched = count_matches(first, iou.shape[1])
-    out = first.clone()
-    for i in range(iou.shape[0]):
-        need = torch.where(gt_valid[i], (k - matched[i]).clamp(min=0), torch.zeros_like(matched[i]))
-        claimed = sequential_compensation(pred_iou[i], pred_iou[i] > t, need, first[i] < 0)
-        out[i] = torch.where(claimed >= 0, claimed, out[i])
+    need = torch.where(gt_valid, (k - matched).clamp(min=0), torch.zeros_like(matched))
+    out = _compensate(first, pred_iou, pred_iou > t, need)
     compensated = (out >= 0) & (first < 0)
     quality = _best_value(pred_iou, gt_valid)
     own = torch.gather(pred_iou, 1, out.clamp(min=0)[:, None, :]).squeeze(1) if iou.shape[1] else quality
