@@ -14,6 +14,7 @@ from typing import Any, Mapping, Protocol, Sequence
 
 import numpy as np
 
+from facebench.results import records_path
 from facebench.errors import InputError
 
 DEFAULT_RESAMPLES = 1000
@@ -358,13 +359,6 @@ def intervals_for_result(result: Any, resamples: int = DEFAULT_RESAMPLES,
 
 
 # ------------------------------------------------------------------------------------- result files (.npz)
-
-
-def records_path(result_path: str | os.PathLike) -> Path:
-    """X.json -> X.records.npz, where `facebench eval ... --out X.json` writes the records."""
-    path = Path(result_path)
-    stem = path.name[:-5] if path.name.endswith(".json") else path.name
-    return path.with_name(stem + ".records.npz")
 
 
 def _rerun_hint(doc: Mapping[str, Any]) -> str:

@@ -249,7 +249,7 @@ class ResultStatistics:
     @staticmethod
     def records_file(result_path: str | os.PathLike) -> Path:
         """X.json -> X.records.npz."""
-        from facebench.bootstrap import records_path
+        from facebench.results import records_path
 
         return records_path(result_path)
 

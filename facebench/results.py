@@ -94,6 +94,13 @@ def write_document(doc: Mapping[str, Any], path: str | os.PathLike) -> Path:
     return path
 
 
+def records_path(result_path: str | os.PathLike) -> Path:
+    """X.json -> X.records.npz: where the per-image records of a result JSON live."""
+    path = Path(result_path)
+    stem = path.name[:-5] if path.name.endswith(".json") else path.name
+    return path.with_name(stem + ".records.npz")
+
+
 def read_document(path: str | os.PathLike) -> dict[str, Any]:
     """Read and minimally validate a result JSON (missing fields name the file and field)."""
     path = Path(path)

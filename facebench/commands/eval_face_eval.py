@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from facebench.errors import InputError
+from facebench.results import records_path
 
 DATASET_TITLES = {"afw": "AFW", "pascal": "PASCAL Face"}
 DETECTION_SUFFIXES = (".txt", ".mat", ".ramananmat", ".shenmat", ".csv")
@@ -123,12 +124,6 @@ def overlay_curves(files: list[Path], gt, iterations: int, benchmark: str):
                                   ap=result.ap * 100.0, published=True))
     return curves
 
-
-def records_path(out: str | os.PathLike) -> Path:
-    """X.json -> X.records.npz (beside the result)."""
-    out = Path(out)
-    stem = out.name[:-5] if out.name.endswith(".json") else out.name
-    return out.with_name(stem + ".records.npz")
 
 
 def interval_line(title: str, interval: tuple[float, float] | None, resamples: int, n_images: int) -> str:

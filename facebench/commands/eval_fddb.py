@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from facebench.errors import InputError
+from facebench.results import records_path
 
 CONVENTIONS = ("opencv21", "negated-angle", "opencv4")
 
@@ -54,10 +55,6 @@ def resolve_sizes(gt, image_sizes: Path | None, images: Path | None, data_root: 
                      "--image-sizes FILE.tsv (columns image width height) or --images DIR, or set "
                      "FACEBENCH_FDDB_SIZES")
 
-
-def records_path(out: Path) -> Path:
-    """Where the per-image records of a result JSON live."""
-    return out.with_name(out.stem + ".records.npz")
 
 
 def overlay_series(paths):

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from facebench.errors import InputError
+from facebench.results import records_path
 
 GT_SUBDIRS = {"2017": "ground_truth", "2016": "ground_truth_old_2016"}
 
@@ -48,10 +49,6 @@ def published_overlays(folders) -> dict:
                 PRCurve(curve.legend, curve.recall, curve.precision, curve.ap, published=True))
     return panels
 
-
-def records_path(out: Path) -> Path:
-    """Where the per-image records of a result JSON live."""
-    return out.with_name(out.stem + ".records.npz")
 
 
 @click.command("widerface")

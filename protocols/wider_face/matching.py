@@ -7,7 +7,6 @@ import numpy as np
 INT32_MIN = np.int64(-(2 ** 31))
 INT32_MAX = np.int64(2 ** 31 - 1)
 IOU_THRESHOLD = 0.5
-PAIRS_PER_CHUNK = 2_000_000
 
 
 def round_half_away(x: np.ndarray) -> np.ndarray:

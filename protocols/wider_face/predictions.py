@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import os
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,18 +37,6 @@ def _split_lines(data: bytes) -> bytes:
     if b"\r" in data:
         data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
     return data
-
-
-def _parse_numbers(text: bytes) -> np.ndarray | None:
-    """All whitespace-separated numbers of `text`, or None if any token is not a number."""
-    if not text.strip():
-        return np.zeros(0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        try:
-            return np.fromstring(text.replace(b",", b" ").decode("latin-1"), sep=" ")
-        except (ValueError, DeprecationWarning):
-            return None
 
 
 def _parse_count(text: bytes) -> int | None:
