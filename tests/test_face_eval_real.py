@@ -156,3 +156,12 @@ def test_cli_on_real_files(shared_data, tmp_path, capsys):
     doc = json.loads(out.read_text())
     assert round(doc["metrics"]["ap"] * 100, 2) == 99.85 and doc["settings"]["annotation_style"] == "mathias2014"
     assert (tmp_path / "s3fd.records.npz").is_file() and (tmp_path / "afw.png").is_file()
+
+
+def test_cli_data_root_finds_the_annotations(shared_data, capsys):
+    from tests.conftest import run_cli
+
+    dets = shared_data / "afw" / "results" / "S3FD_official" / "SFD_AFW_PR.txt"
+    code, out, err = run_cli(["eval", "afw", str(dets), "--data-root", str(shared_data)], capsys)
+    assert code == 0, err
+    assert "AP 99.85" in out

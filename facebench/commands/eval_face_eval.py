@@ -29,8 +29,11 @@ def _check_iterations(ctx: click.Context, param: click.Parameter, value: int) ->
 
 
 def shared_annotation_dirs(dataset: str) -> list[Path]:
-    """Where annotations are looked for without --annotations: $FACEBENCH_SHARED_DATA, then ../shared/data."""
+    """Where annotations are looked for without --annotations: $FACEBENCH_DATA_ROOT, $FACEBENCH_SHARED_DATA,
+    then ../shared/data beside the checkout."""
     roots = []
+    if os.environ.get("FACEBENCH_DATA_ROOT"):
+        roots.append(Path(os.environ["FACEBENCH_DATA_ROOT"]))
     if os.environ.get("FACEBENCH_SHARED_DATA"):
         roots.append(Path(os.environ["FACEBENCH_SHARED_DATA"]))
     roots.append(Path(__file__).resolve().parents[2].parent / "shared" / "data")
@@ -183,8 +186,10 @@ def _face_eval_command(dataset: str) -> click.Command:
                                       f"annotations with ignore flags, IoU > 0.5, iterative box-style correction.")
     @click.argument("detections", type=click.Path(dir_okay=False))
     @click.option("--annotations", type=click.Path(), default=None,
-                  help="Annotation .mat, or a folder holding it (default: $FACEBENCH_SHARED_DATA or "
-                       f"../shared/data, {dataset}/annotations/).")
+                  help="Annotation .mat, or a folder holding it (default: {dataset}/annotations/ under "
+                       "--data-root, $FACEBENCH_DATA_ROOT, $FACEBENCH_SHARED_DATA or ../shared/data).")
+    @click.option("--data-root", type=click.Path(file_okay=False), default=None,
+                  help=f"Root holding {dataset}/annotations/ (the layout `facebench run` reads).")
     @click.option("--old-annotations", is_flag=True, help="Use the original annotations (no ignore flags).")
     @click.option("--iterations", type=int, default=5, show_default=True, callback=_check_iterations,
                   help="Box-correction iterations; the PR comes from the last one (1 = no correction).")
@@ -202,9 +207,11 @@ def _face_eval_command(dataset: str) -> click.Command:
     @click.option("--ci", "with_ci", is_flag=True,
                   help="Add AP's 95% image-level bootstrap interval (1000 resamples): printed, and as ci95 "
                        "in the JSON.")
-    def command(detections: str, annotations: str | None, old_annotations: bool, iterations: int, min_width: int,
+    def command(detections: str, annotations: str | None, data_root: str | None, old_annotations: bool, iterations: int, min_width: int,
                 min_height: int, overlap: float, out: str | None, plot: str | None, overlays: tuple[str, ...],
                 label: str | None, with_ci: bool) -> None:
+        if annotations is None and data_root is not None:
+            annotations = str(Path(data_root) / dataset / "annotations")
         run_face_eval(dataset, detections, annotations, old_annotations, iterations, min_width, min_height,
                       overlap, out, plot, overlays, label, with_ci)
 
