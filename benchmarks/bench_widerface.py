@@ -13,6 +13,7 @@ import argparse
 import os
 import resource
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -24,6 +25,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from facebench.number_table import compiled_parser  # noqa: E402
+from facebench.parallel import worker_count  # noqa: E402
 from protocols.wider_face import evaluate, load_ground_truth, read_predictions  # noqa: E402
 from protocols.wider_face.reference import evaluate_reference  # noqa: E402
 
@@ -108,13 +111,27 @@ def main() -> None:
     try:
         n_boxes = synthesize(gt, pred_dir, args.boxes_per_image, args.seed)
         print(f"predictions: {gt.n_images} images, {n_boxes:,} boxes (seed {args.seed})")
+        parser_name = "compiled" if compiled_parser() else "numpy loadtxt (compiled parser not built)"
         runs = [time_facebench(args.gt_dir, pred_dir) for _ in range(args.repeat)]
         wall, cpu, metrics = min(runs, key=lambda r: r[0])
         peak = peak_memory(args.gt_dir, pred_dir)
         rss = max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
-        print(f"facebench: wall {wall:.3f} s (best of {args.repeat}), cpu {cpu:.3f} s (all processes), "
-              f"peak traced {peak:.0f} MiB, max RSS {rss / 1024:.0f} MiB; AP easy {metrics['easy']:.6f} "
-              f"medium {metrics['medium']:.6f} hard {metrics['hard']:.6f}")
+        print(f"facebench ({parser_name} parser, {worker_count()} workers): wall {wall:.3f} s (best of "
+              f"{args.repeat}), cpu {cpu:.3f} s (all threads and processes), peak traced {peak:.0f} MiB, max RSS "
+              f"{rss / 1024:.0f} MiB; AP easy {metrics['easy']:.6f} medium {metrics['medium']:.6f} "
+              f"hard {metrics['hard']:.6f}")
+        if compiled_parser():
+            os.environ["FACEBENCH_PURE_PARSER"] = "1"
+            pure = min((time_facebench(args.gt_dir, pred_dir) for _ in range(args.repeat)), key=lambda r: r[0])
+            del os.environ["FACEBENCH_PURE_PARSER"]
+            assert pure[2] == metrics, "numpy and compiled parsers disagree"
+            print(f"facebench (numpy loadtxt parser, FACEBENCH_PURE_PARSER=1): wall {pure[0]:.3f} s, "
+                  f"cpu {pure[1]:.3f} s; same APs")
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "facebench", "eval", "widerface", str(pred_dir), "--gt-dir",
+                        str(args.gt_dir), "--out", str(work / "result.json")], check=True, capture_output=True)
+        print(f"cli: `facebench eval widerface` end to end {time.perf_counter() - started:.3f} s "
+              "(interpreter start, imports, result JSON and per-image records included)")
 
         # Reference on a subset: the same images, literal per-prediction / per-threshold loops.
         pick = np.linspace(0, gt.n_images - 1, args.reference_images).astype(int)

@@ -93,9 +93,8 @@ def _may_reach_half(face: dict, pred: dict, pair_face: np.ndarray, pair_pred: np
 
 def _columns(boxes: np.ndarray) -> dict:
     """x1, y1, x2, y2 and the +1 area of x, y, w, h boxes, as contiguous float64 columns."""
-    b = boxes[:, :4].astype(np.float64)
-    return {"x1": b[:, 0].copy(), "y1": b[:, 1].copy(), "x2": b[:, 0] + b[:, 2], "y2": b[:, 1] + b[:, 3],
-            "w": b[:, 2].copy(), "area": (b[:, 2] + 1) * (b[:, 3] + 1)}
+    x1, y1, w, h = (np.ascontiguousarray(boxes[:, k], dtype=np.float64) for k in range(4))
+    return {"x1": x1, "y1": y1, "x2": x1 + w, "y2": y1 + h, "w": w, "h": h, "area": (w + 1) * (h + 1)}
 
 
 def _window_pairs(pred: dict, pred_image, face: dict, face_image, n_images, regular):
@@ -148,9 +147,10 @@ def match_predictions(pred_boxes: np.ndarray, pred_offsets: np.ndarray, gt_boxes
         return choice
     pred_image = np.repeat(np.arange(len(pred_offsets) - 1), np.diff(pred_offsets))
     gt_image = np.repeat(np.arange(len(face_offsets) - 1), np.diff(face_offsets))
-    corners = np.abs(np.concatenate((pred_boxes[:, :2], pred_boxes[:, :2] + pred_boxes[:, 2:4]), axis=1))
-    regular = (pred_boxes[:, 2] >= 0) & (pred_boxes[:, 3] >= 0) & (corners.max(axis=1) <= COORD_LIMIT)
     pred, face = _columns(pred_boxes), _columns(gt_boxes)
+    # With w, h >= 0 every corner lies within COORD_LIMIT iff x1, y1 >= -limit and x2, y2 <= limit.
+    regular = (pred["w"] >= 0) & (pred["h"] >= 0) & (pred["x1"] >= -COORD_LIMIT) & (pred["y1"] >= -COORD_LIMIT) \
+        & (pred["x2"] <= COORD_LIMIT) & (pred["y2"] <= COORD_LIMIT)
     pair_pred, pair_face = _window_pairs(pred, pred_image, face, gt_image, len(face_offsets) - 1, regular)
     if not regular.all():
         extra_pred, extra_face = _all_pairs(np.flatnonzero(~regular), pred_image, face_offsets)

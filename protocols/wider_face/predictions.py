@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from facebench.errors import InputError, warn
+from facebench.number_table import compiled_parser, number_rows
 from facebench.parallel import map_ranges
 from protocols.wider_face.ground_truth import WiderGroundTruth
 
@@ -69,17 +69,17 @@ def _first_bad_line(body: bytes, first_line: int, need: int) -> tuple[int, str]:
 @dataclass
 class _FileBoxes:
     index: int
-    path: Path
+    path: str
     body: bytes  # the box lines, '\n'-joined
     n_lines: int
     first_line: int  # 1-based line number of the first box line
 
 
-def _list_prediction_files(pred_dir: Path, gt: WiderGroundTruth, ignore_unknown: bool) -> dict[int, Path]:
+def _list_prediction_files(pred_dir: Path, gt: WiderGroundTruth, ignore_unknown: bool) -> dict[int, str]:
     """Map GT image index -> prediction file; unknown events/images are errors."""
     if not pred_dir.is_dir():
         raise InputError(pred_dir, None, "prediction folder not found")
-    found: dict[int, Path] = {}
+    found: dict[int, str] = {}
     events = set(gt.events)
     unknown: list[Path] = []
     for entry in sorted(os.scandir(pred_dir), key=lambda e: e.name):
@@ -100,7 +100,7 @@ def _list_prediction_files(pred_dir: Path, gt: WiderGroundTruth, ignore_unknown:
             if index is None:
                 unknown.append(Path(item.path))
                 continue
-            found[index] = Path(item.path)
+            found[index] = item.path
     if unknown and not ignore_unknown:
         what = "event folder" if unknown[0].is_dir() else "image"
         more = f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""
@@ -113,7 +113,7 @@ def _list_prediction_files(pred_dir: Path, gt: WiderGroundTruth, ignore_unknown:
     return found
 
 
-def _official_file(index: int, path: Path, data: bytes, dropped: list[str]) -> _FileBoxes | None:
+def _official_file(index: int, path: str, data: bytes, dropped: list[str]) -> _FileBoxes | None:
     """Apply the official reader's rules to one file: count line authoritative, n box lines."""
     data = _split_lines(data)
     first = data.find(b"\n")
@@ -138,7 +138,7 @@ def _official_file(index: int, path: Path, data: bytes, dropped: list[str]) -> _
     return _FileBoxes(index, path, b"\n".join(lines[:count]), count, 3)
 
 
-def _port_file(index: int, path: Path, data: bytes) -> _FileBoxes | None:
+def _port_file(index: int, path: str, data: bytes) -> _FileBoxes | None:
     """The Python port's reader: count ignored, every non-empty line after line 2 is a box."""
     data = _split_lines(data)
     lines = data.split(b"\n")[2:]
@@ -164,7 +164,8 @@ def read_predictions(pred_dir: str | os.PathLike, gt: WiderGroundTruth, semantic
         for index in indices[start:stop]:
             path = files[index]
             try:
-                data = path.read_bytes()
+                with open(path, "rb") as handle:
+                    data = handle.read()
             except OSError as exc:
                 raise InputError(path, None, f"cannot read: {exc.strerror}") from None
             item = _official_file(index, path, data, dropped_here) if semantics == "official" \
@@ -172,15 +173,17 @@ def read_predictions(pred_dir: str | os.PathLike, gt: WiderGroundTruth, semantic
             if item is not None:
                 parsed.append(item)
         boxes_here, images_here = _parse_boxes(parsed, dropped_here)
-        if semantics == "official":
+        if semantics == "official" and not _sorted_by_score(boxes_here[:, 4], images_here):
             # Official read_pred: stable sort by score, descending, per image (chunks are image ranges).
             order = np.lexsort((-boxes_here[:, 4], images_here))
             boxes_here, images_here = boxes_here[order], images_here[order]
         return boxes_here, images_here, dropped_here
 
-    chunks = map_ranges(read_chunk, len(indices), min_items=400)
-    boxes = np.concatenate([c[0] for c in chunks])
-    image_of_box = np.concatenate([c[1] for c in chunks])
+    # The compiled parser releases the GIL, so threads share the work without copying results between
+    # processes; numpy's loadtxt holds it, so the pure fallback forks.
+    chunks = map_ranges(read_chunk, len(indices), min_items=400, threads=compiled_parser(), chunk_items=400)
+    boxes = np.concatenate([c[0] for c in chunks]) if len(chunks) > 1 else chunks[0][0]
+    image_of_box = np.concatenate([c[1] for c in chunks]) if len(chunks) > 1 else chunks[0][1]
     dropped = [line for c in chunks for line in c[2]]
     offsets = np.zeros(gt.n_images + 1, dtype=np.int64)
     np.cumsum(np.bincount(image_of_box, minlength=gt.n_images), out=offsets[1:])
@@ -202,15 +205,9 @@ def read_predictions(pred_dir: str | os.PathLike, gt: WiderGroundTruth, semantic
                             missing=missing, dropped=tuple(dropped), notes=tuple(notes))
 
 
-def _load_rows(body: bytes, n_lines: int) -> np.ndarray | None:
-    """The first five numbers of each line (numpy's C reader), or None if any line is not >= 5 numbers."""
-    try:
-        rows = np.loadtxt(io.BytesIO(body.replace(b",", b" ")), dtype=np.float64, usecols=range(5), ndmin=2,
-                          comments=None)
-    except ValueError:
-        return None
-    # loadtxt skips blank lines; the official reader rejects them, so the row count must match.
-    return rows if rows.shape[0] == n_lines else None
+def _sorted_by_score(scores: np.ndarray, image: np.ndarray) -> bool:
+    """Whether every image's scores already descend (most writers sort): the stable sort would not move them."""
+    return bool(np.all((scores[1:] <= scores[:-1]) | (image[1:] != image[:-1])))
 
 
 def _parse_boxes(parsed: list[_FileBoxes], dropped: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -218,12 +215,12 @@ def _parse_boxes(parsed: list[_FileBoxes], dropped: list[str]) -> tuple[np.ndarr
     if not parsed:
         return np.zeros((0, 5)), np.zeros(0, dtype=np.int64)
     n_lines = np.array([item.n_lines for item in parsed], dtype=np.int64)
-    boxes = _load_rows(b"\n".join(item.body for item in parsed), int(n_lines.sum()))
+    boxes = number_rows(b"\n".join(item.body for item in parsed), int(n_lines.sum()))
     if boxes is None:
         # Something is malformed: find the files, report them, and parse the rest.
         good: list[_FileBoxes] = []
         for item in parsed:
-            if _load_rows(item.body, item.n_lines) is None:
+            if number_rows(item.body, item.n_lines) is None:
                 line, why = _first_bad_line(item.body, item.first_line, 5)
                 dropped.append(f"{item.path}:{line}: {why}")
             else:
