@@ -385,6 +385,44 @@ def _require(data, keys: Sequence[str], path: Path, doc: Mapping[str, Any]) -> N
         raise InputError(path, None, f"records lack {', '.join(missing)} (older facebench?); {_rerun_hint(doc)}")
 
 
+def _wider_records(data, path: Path, result_path: Path, doc: Mapping[str, Any],
+                   metrics: Mapping[str, Any]) -> WiderRecords:
+    """WIDER records: format 2 (per prediction, rows rebuilt here) or format 1 (rows stored)."""
+    stored = [k[:-len("_proposals")] for k in data.files if k.endswith("_proposals")]
+    names = stored or [k[:-len("_tp")] for k in data.files if k.endswith("_tp")]
+    parts = ("proposals", "true_positives", "faces") if stored else ("ignored", "tp", "faces")
+    shared = [] if stored else ["pred_offsets", "pred_counted", "image_evaluated"]
+    _require(data, ["image_ids", "meta"] + shared + [f"{n}_{s}" for n in names for s in parts], path, doc)
+    if not names:
+        raise InputError(path, None, f"records hold no per-image rows; {_rerun_hint(doc)}")
+    meta = [str(x) for x in data["meta"]]
+    if len(meta) >= 4 and meta[3] != doc.get("ground_truth_sha256"):
+        raise InputError(path, None, "records were written for another ground truth than "
+                         f"{result_path.name} (sha256 differs); {_rerun_hint(doc)}")
+    image_ids = tuple(str(x) for x in data["image_ids"])
+    if stored:
+        proposals = {n: data[f"{n}_proposals"] for n in names}
+        true_positives = {n: data[f"{n}_true_positives"] for n in names}
+    else:
+        from protocols.wider_face.evaluate import image_rows
+
+        offsets = data["pred_offsets"].astype(np.int64)
+        counted = data["pred_counted"].astype(np.int64)
+        n_images = len(image_ids)
+        if len(offsets) != n_images + 1 or offsets[-1] != len(counted):
+            raise InputError(path, None, f"records are inconsistent (prediction offsets); {_rerun_hint(doc)}")
+        image = np.repeat(np.arange(n_images), np.diff(offsets))
+        evaluated = np.flatnonzero(data["image_evaluated"].astype(bool)[image])
+        every = image_rows(counted, image, evaluated, n_images)
+        proposals, true_positives = {}, {}
+        for n in names:
+            proposals[n] = every - image_rows(counted, image, data[f"{n}_ignored"].astype(np.int64), n_images)
+            true_positives[n] = image_rows(counted, image, data[f"{n}_tp"].astype(np.int64), n_images)
+    return WiderRecords(image_ids=image_ids, proposals=proposals, true_positives=true_positives,
+                        faces={n: data[f"{n}_faces"] for n in names},
+                        points={n: metrics.get(n) for n in names if isinstance(metrics.get(n), (int, float))})
+
+
 def load_records(result_path: str | os.PathLike, doc: Mapping[str, Any] | None = None) -> Records:
     """The bootstrap records of a result JSON, read from the X.records.npz beside it."""
     from facebench.results import read_document
@@ -396,21 +434,7 @@ def load_records(result_path: str | os.PathLike, doc: Mapping[str, Any] | None =
     metrics = doc.get("metrics") or {}
     with _npz(path, doc, result_path) as data:
         if protocol == "wider_face":
-            names = [k[:-len("_proposals")] for k in data.files if k.endswith("_proposals")]
-            keys = ["image_ids", "meta"] + [f"{n}_{s}" for n in names for s in ("proposals", "true_positives", "faces")]
-            _require(data, keys, path, doc)
-            if not names:
-                raise InputError(path, None, f"records hold no per-image rows; {_rerun_hint(doc)}")
-            meta = [str(x) for x in data["meta"]]
-            if len(meta) >= 4 and meta[3] != doc.get("ground_truth_sha256"):
-                raise InputError(path, None, "records were written for another ground truth than "
-                                 f"{result_path.name} (sha256 differs); {_rerun_hint(doc)}")
-            return WiderRecords(
-                image_ids=tuple(str(x) for x in data["image_ids"]),
-                proposals={n: data[f"{n}_proposals"] for n in names},
-                true_positives={n: data[f"{n}_true_positives"] for n in names},
-                faces={n: data[f"{n}_faces"] for n in names},
-                points={n: metrics.get(n) for n in names if isinstance(metrics.get(n), (int, float))})
+            return _wider_records(data, path, result_path, doc, metrics)
         if protocol == "face-eval":
             _require(data, ["tp", "fp", "image_index", "image_keys", "positives_per_image"], path, doc)
             points = {"ap": float(metrics["ap"])} if isinstance(metrics.get("ap"), (int, float)) else {}

@@ -45,6 +45,12 @@ def git_commit() -> str | None:
 
 def _jsonable(value: Any) -> Any:
     """Turn numpy scalars/arrays and NaN into plain JSON values (NaN/inf -> null)."""
+    if isinstance(value, np.ndarray) and value.ndim == 1 and value.dtype.kind in "fiub":
+        # Curves: 1000-point arrays, converted whole rather than element by element.
+        items = value.tolist()
+        if value.dtype.kind == "f" and not np.isfinite(value).all():
+            items = [v if ok else None for v, ok in zip(items, np.isfinite(value).tolist())]
+        return items
     if isinstance(value, Mapping):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

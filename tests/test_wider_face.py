@@ -131,12 +131,29 @@ def test_breakdown_and_records(mini, tmp_path):
     assert "blur=clear" in result.breakdown and "height=20-50" in result.breakdown
     # Every mini face has blur 0, so blur=clear is the hard setting itself.
     assert result.breakdown["blur=clear"].ap == pytest.approx(result.metrics["hard"])
-    out = tmp_path / "r.records.npz"
-    result.save_records(out)
-    records = np.load(out)
-    assert records["hard_proposals"].shape == (4, 1000)
-    np.testing.assert_array_equal(records["hard_proposals"].sum(axis=0), result.settings["hard"].proposals)
-    assert records["hard_faces"].tolist() == [4, 1, 1, 1]
+    from facebench.bootstrap import load_records
+    from facebench.results import write_document
+
+    doc_path = tmp_path / "r.json"
+    write_document(result.to_document(), doc_path)
+    result.save_records(tmp_path / "r.records.npz")
+    assert int(np.load(tmp_path / "r.records.npz")["records_format"]) == 2
+    records = load_records(doc_path)
+    for name, curve in result.settings.items():
+        # The rows rebuilt from the per-prediction records are the in-memory rows, and sum to the curve.
+        np.testing.assert_array_equal(records.proposals[name], curve.image_proposals)
+        np.testing.assert_array_equal(records.true_positives[name], curve.image_true_positives)
+        np.testing.assert_array_equal(records.proposals[name].sum(axis=0), curve.proposals)
+        np.testing.assert_array_equal(records.true_positives[name].sum(axis=0), curve.true_positives)
+    assert records.faces["hard"].tolist() == [4, 1, 1, 1]
+    # Format 1 (rows stored, facebench 0.1 before records format 2) still loads.
+    old = {"image_ids": np.array(result.image_ids), "meta": np.array(["wider_face", "1", "official", gt.sha256])}
+    for name, curve in result.settings.items():
+        old |= {f"{name}_proposals": curve.image_proposals, f"{name}_true_positives": curve.image_true_positives,
+                f"{name}_faces": result.image_faces[name]}
+    np.savez_compressed(tmp_path / "r.records.npz", **old)
+    again = load_records(doc_path)
+    np.testing.assert_array_equal(again.proposals["hard"], records.proposals["hard"])
 
 
 def test_missing_file_counts_as_no_detections(mini, tmp_path, capsys):
@@ -309,3 +326,38 @@ def test_split_txt_matches_the_mat_files(shared_data):
     np.testing.assert_array_equal(from_txt.boxes, gt.boxes)
     for name, values in gt.attributes.items():
         np.testing.assert_array_equal(from_txt.attributes[name], values)
+
+
+def test_reading_is_the_same_for_every_parser_and_worker_count(tmp_path, monkeypatch):
+    # Enough images that the reader splits them over workers; mixed number formats, unsorted scores with ties,
+    # one malformed file: the compiled and numpy parsers, serial and parallel, must give identical arrays.
+    rng = np.random.default_rng(11)
+    images, preds = random_events(rng, 900, crowded=False)
+    gt = load_ground_truth(write_ground_truth(tmp_path / "gt", [("0--Big", images), ("1--E", [])]))
+    folder = tmp_path / "pred" / "0--Big"
+    folder.mkdir(parents=True)
+    formats = ["{:.2f}", "{!r}", "{:e}", "{:.0f}", "{:.20f}"]
+    for k, (name, boxes) in enumerate(preds.items()):
+        lines = [name, str(len(boxes))]
+        for j, box in enumerate(boxes):
+            fields = [formats[(k + j + c) % len(formats)].format(float(v)) for c, v in enumerate(box)]
+            fields[4] = fields[4] if j % 3 else "0.5"  # ties
+            lines.append((", " if k % 7 == 0 else "\t" if k % 5 == 0 else " ").join(fields))
+        if k == 13 and boxes:
+            lines[-1] += " x"  # an unused sixth field: ignored
+        if k == 17 and boxes:
+            lines[2] = "1 2 3 oops 0.5"  # rejected, as the official reader does
+        (folder / f"{name}.txt").write_text("\n".join(lines) + "\n")
+    results = []
+    for pure, workers in [("0", "1"), ("0", "2"), ("1", "1"), ("1", "2")]:
+        monkeypatch.setenv("FACEBENCH_PURE_PARSER", pure)
+        monkeypatch.setenv("FACEBENCH_WORKERS", workers)
+        results.append(read_predictions(tmp_path / "pred", gt, quiet=True))
+    first = results[0]
+    assert len(first.dropped) == 1 and len(first.boxes) > 1000
+    scores = first.boxes[:, 4]
+    image = np.repeat(np.arange(gt.n_images), np.diff(first.offsets))
+    assert np.all((scores[1:] <= scores[:-1]) | (image[1:] != image[:-1]))
+    for other in results[1:]:
+        assert np.array_equal(other.boxes, first.boxes) and np.array_equal(other.offsets, first.offsets)
+        assert other.dropped == first.dropped

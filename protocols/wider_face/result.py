@@ -14,6 +14,7 @@ from protocols.wider_face.evaluate import SettingCurve
 PROTOCOL_NAME = "wider_face"
 PROTOCOL_VERSION = "1"
 BENCHMARK = "widerface-val"
+RECORDS_FORMAT = 2
 
 
 @dataclass(frozen=True, eq=False)
@@ -68,19 +69,30 @@ class WiderResult:
                              ground_truth_sha256=self.ground_truth_sha256, curves=curves, extra=doc_extra)
 
     def save_records(self, path: str | os.PathLike) -> None:
-        """Per-image rows (proposals/TP per threshold, kept faces) of each setting as a compressed .npz."""
-        arrays: dict[str, np.ndarray] = {"image_ids": np.array(self.image_ids)}
+        """Per-prediction records (.npz) from which the per-image rows of each setting are rebuilt on load.
+
+        Format 2: per prediction (evaluation order) the face hit (-1 none) and the first counting threshold
+        index, the per-image prediction offsets and whether the image has faces, and per setting the
+        predictions it ignores and those that recall a face; kept faces per image. Rows [n_images, 1000]
+        would be ~13 MB per array, so they are not stored.
+        """
+        m = self.matching
+        if m is None:
+            raise ValueError("this result has no matching to write records from")
+        offsets = np.zeros(m.n_images + 1, dtype=np.int64)
+        np.cumsum(np.bincount(m.image, minlength=m.n_images), out=offsets[1:])
+        arrays: dict[str, np.ndarray] = {
+            "records_format": np.array(RECORDS_FORMAT), "image_ids": np.array(self.image_ids),
+            "pred_offsets": offsets, "pred_face": m.choice.astype(np.int32),
+            "pred_counted": m.counted.astype(np.int16),
+            "image_evaluated": np.bincount(m.image[m.evaluated], minlength=m.n_images) > 0,
+        }
         for name, curve in self.settings.items():
-            arrays[f"{name}_proposals"] = curve.image_proposals
-            arrays[f"{name}_true_positives"] = curve.image_true_positives
             arrays[f"{name}_faces"] = self.image_faces[name]
-        if self.matching is not None:
-            # Per prediction (evaluation order): image, face hit (-1 none), first counting threshold index.
-            arrays["pred_image"] = self.matching.image.astype(np.int32)
-            arrays["pred_face"] = self.matching.choice.astype(np.int32)
-            arrays["pred_counted"] = self.matching.counted.astype(np.int16)
+            arrays[f"{name}_ignored"] = np.asarray(curve.ignored, dtype=np.int32)
+            arrays[f"{name}_tp"] = np.asarray(curve.tp, dtype=np.int32)
         arrays["meta"] = np.array([PROTOCOL_NAME, PROTOCOL_VERSION, self.semantics, self.ground_truth_sha256])
-        np.savez_compressed(os.fspath(path), **arrays)
+        np.savez(os.fspath(path), **arrays)
 
     def plot(self, path: str | os.PathLike, label: str = "facebench", overlays: Mapping[str, Any] | None = None,
              title: str = "WIDER FACE val") -> None:
