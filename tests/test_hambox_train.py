@@ -131,6 +131,45 @@ def test_a_few_iterations_reduce_the_loss(model, square_data, tmp_path):
         assert json.loads((tmp_path / "out" / "run.json").read_text())["nams_n"] >= 1
 
 
+@pytest.mark.parametrize("model", [
+    {"matcher": "sms"}, {"matcher": "nams"}, {"matcher": "zcc", "anchor_ratio": 1.0, "shifted_anchor_levels": [2]},
+    {"matcher": "oam", "ral": True, "ssh": True, "head": "deep", "pyramid_anchors": True},
+], ids=["sms", "nams", "zcc", "oam-ral-ssh-dh-pa"])
+def test_mixed_precision_steps_run_and_learn(model, square_data, tmp_path):
+    # The autocast path the GPU recipe uses, executed here as CPU bf16: half-precision activations must meet
+    # the fp32 matching, losses and statistics without dtype errors, and still train.
+    config = tiny_config(model=model, optim={"lr": 0.05, "warmup_iters": 0, "lr_steps": [100]},
+                         data={"das_prob": 0.0, "ssd_min_scale": 1.0, "flip_prob": 0.0, "color_distort": False,
+                               "random_interpolation": False},
+                         train_section={"max_iters": 6, "checkpoint_every": 100, "amp": "bf16"})
+    result = run(config, tmp_path / "out", square_data)
+    assert json.loads((tmp_path / "out" / "run.json").read_text())["amp"] == "bf16"
+    losses = [r["loss"]["total"] for r in result.records]
+    assert all(torch.isfinite(torch.tensor(losses))) and losses[-1] < losses[0] - 0.1, losses
+    assert all(v.dtype == torch.float32 for v in model_params(result.checkpoint).values() if v.is_floating_point())
+
+
+def test_fp16_loss_scaling_path_with_clipping_and_resume(square_data, tmp_path, monkeypatch):
+    # The CUDA fp16 recipe (autocast + GradScaler + unscale for clipping, scaler state in checkpoints), forced
+    # onto the CPU: the same code path end to end, and a resumed run continues the uninterrupted one.
+    import detectors.hambox.train as trainer
+
+    monkeypatch.setattr(trainer, "effective_amp", lambda device, amp: amp)
+    config = tiny_config(model={"matcher": "oam", "ral": True},
+                         optim={"lr": 0.05, "warmup_iters": 0, "lr_steps": [100], "grad_clip_norm": 5.0},
+                         data={"das_prob": 0.0, "ssd_min_scale": 1.0, "flip_prob": 0.0, "color_distort": False,
+                               "random_interpolation": False},
+                         train_section={"max_iters": 6, "checkpoint_every": 3, "amp": "fp16", "keep_checkpoints": 0})
+    full = run(config, tmp_path / "full", square_data)
+    assert all(r["amp_scale"] is not None for r in full.records)
+    losses = [r["loss"]["total"] for r in full.records]
+    assert losses[-1] < losses[0] - 0.1, losses
+    assert load_train_state(latest_checkpoint(tmp_path / "full"))["scaler"]
+    run(config, tmp_path / "part", square_data, max_iters=3)
+    resumed = run(config, tmp_path / "part", square_data, resume=True)
+    assert_same_params(model_params(resumed.checkpoint), model_params(full.checkpoint))
+
+
 # ---------------------------------------------------------------- resume
 
 

@@ -396,10 +396,18 @@ def estimate_nams_n_for(model: nn.Module, dataset: "WiderTrainDataset", crops: i
     return max(1, int(math.floor(mean + 0.5))), mean
 
 
+def effective_amp(device: torch.device, amp: str) -> str:
+    """The precision a run really uses: the config's on CUDA; on CPU only bf16 autocast (fp16 runs in fp32)."""
+    if device.type == "cuda":
+        return amp
+    return "bf16" if amp == "bf16" else "off"
+
+
 def _amp_context(device: torch.device, amp: str):
-    if device.type != "cuda" or amp == "off":
+    amp = effective_amp(device, amp)
+    if amp == "off":
         return contextlib.nullcontext()
-    return torch.autocast(device_type="cuda", dtype=torch.float16 if amp == "fp16" else torch.bfloat16)
+    return torch.autocast(device_type=device.type, dtype=torch.float16 if amp == "fp16" else torch.bfloat16)
 
 
 def _mean_dict(items: Sequence[Mapping[str, float]]) -> dict[str, float]:
@@ -518,8 +526,8 @@ def train(options: RunOptions, ctx: DistContext | None = None) -> TrainResult:
     optim = config.optim
     optimizer = torch.optim.SGD(parameter_groups(model, optim.weight_decay, optim.decay_bias_and_norm),
                                 lr=lr_at(0, optim), momentum=optim.momentum)
-    use_scaler = ctx.device.type == "cuda" and config.train.amp == "fp16"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
+    use_scaler = effective_amp(ctx.device, config.train.amp) == "fp16"
+    scaler = torch.amp.GradScaler(ctx.device.type, enabled=use_scaler)
     start = 0
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
@@ -546,7 +554,7 @@ def train(options: RunOptions, ctx: DistContext | None = None) -> TrainResult:
         "comparable": comparable, "label": label, "not_comparable_reasons": reasons,
         "world_size": ctx.world_size, "accumulation": accumulation,
         "global_batch": config.train.images_per_gpu * ctx.world_size * accumulation,
-        "max_iters": max_iters, "device": str(ctx.device), "amp": config.train.amp if ctx.device.type == "cuda" else "off",
+        "max_iters": max_iters, "device": str(ctx.device), "amp": effective_amp(ctx.device, config.train.amp),
         "nams_n": model_config.nams_n, "nams_mean_stage_one": nams_mean,
         "ground_truth": str(gt_file), "ground_truth_sha256": sha256_files([gt_file]), "images": str(image_root),
         "train_images": len(dataset), "git_commit": git_commit(), "torch": torch.__version__,

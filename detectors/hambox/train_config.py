@@ -61,7 +61,7 @@ class LoopConfig:
     max_iters: int = 140_000
     images_per_gpu: int = 7
     total_batch: int = 28  # kept on any GPU count by gradient accumulation
-    amp: str = "fp16"  # on CUDA only; CPU runs in fp32
+    amp: str = "fp16"  # CUDA; on CPU only "bf16" applies (autocast), fp16 runs in fp32
     checkpoint_every: int = 5000
     keep_checkpoints: int = 3  # iteration checkpoints kept besides the newest (0 = keep all)
     log_every: int = 20
