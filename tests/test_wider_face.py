@@ -361,3 +361,19 @@ def test_reading_is_the_same_for_every_parser_and_worker_count(tmp_path, monkeyp
     for other in results[1:]:
         assert np.array_equal(other.boxes, first.boxes) and np.array_equal(other.offsets, first.offsets)
         assert other.dropped == first.dropped
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("A\n3\n1 2 3 4 0.5\n5 6 7 8 0.4\n", [[1, 2, 3, 4, 0.5], [5, 6, 7, 8, 0.4]]),  # count ignored
+    ("A\n1\n1 2 3 4 0.5\n\n\n", [[1, 2, 3, 4, 0.5]]),  # trailing blank lines
+    ("A\n1\n1 2 3 4 0.5\n\n", [[1, 2, 3, 4, 0.5]]),
+    ("A\n2\n 1 2 3 4 0.9\n1 2 3 4 0.5\n\n5 6 7 8 0.4", [[1, 2, 3, 4, 0.5], [5, 6, 7, 8, 0.4]]),  # space-led
+    ("A\n0\n", []),
+])
+def test_port_reader_line_rules(mini, tmp_path, text, expected):
+    # The Python port keeps every line after the count that is non-empty and does not start with a space.
+    gt, _ = mini
+    folder = write_predictions(tmp_path / "p", "0--Mini", {"B": [], "C": [], "D": []})
+    (folder / "0--Mini" / "A.txt").write_text(text)
+    got = read_predictions(folder, gt, "python-port", quiet=True)
+    np.testing.assert_array_equal(got.image_boxes(0), np.array(expected, dtype=float).reshape(-1, 5))

@@ -141,6 +141,14 @@ def _official_file(index: int, path: str, data: bytes, dropped: list[str]) -> _F
 def _port_file(index: int, path: str, data: bytes) -> _FileBoxes | None:
     """The Python port's reader: count ignored, every non-empty line after line 2 is a box."""
     data = _split_lines(data)
+    first = data.find(b"\n")
+    second = data.find(b"\n", first + 1) if first >= 0 else -1
+    body = data[second + 1:] if second >= 0 else b""
+    body = body[:-1] if body.endswith(b"\n") else body
+    if body and not body.startswith(b" ") and not body.endswith(b"\n") and b"\n\n" not in body \
+            and b"\n " not in body:
+        # Fast path: no empty or space-led line, so every line is a box.
+        return _FileBoxes(index, path, body, body.count(b"\n") + 1, 3)
     lines = data.split(b"\n")[2:]
     keep = [line for line in lines if line[:1] not in (b"", b" ")]
     if not keep:
