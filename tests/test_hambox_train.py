@@ -331,3 +331,18 @@ def test_trained_model_and_checkpoints_load_as_the_hambox_detector(tiny_data, tm
         assert len(detections) == 1 and detections[0].ndim == 2 and detections[0].shape[1] == 5
     with pytest.raises(InputError, match="without training state"):
         load_train_state(tmp_path / "d" / "model_final.pt")
+
+
+def test_training_benchmark_script_runs_on_cpu(tmp_path):
+    # benchmarks/bench_hambox_train.py is the GPU session's timed run: keep it working (tiny CPU settings).
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_hambox_train", REPO / "benchmarks" / "bench_hambox_train.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    summary = bench.main(["--device", "cpu", "--iters", "2", "--synthetic", "3", "--sample-gt", str(tmp_path / "none"),
+                          "--set", "model.preset=tiny", "--set", "data.crop_size=96", "--set", "data.num_workers=0",
+                          "--set", "train.images_per_gpu=2", "--set", "train.total_batch=2",
+                          "--out", str(tmp_path / "summary.json")])
+    assert summary["iterations"] == 2 and summary["images_per_s_median"] > 0 and summary["synthetic_images"] == 3
+    assert json.loads((tmp_path / "summary.json").read_text())["comparable"] is False
