@@ -30,3 +30,27 @@ def warn(message: str) -> None:
     import click
 
     click.echo(f"warning: {message}", err=True)
+
+
+def read_input_bytes(path: str | os.PathLike, what: str = "file") -> bytes:
+    """The bytes of a file the user named; missing, a folder or unreadable is an InputError naming it."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        raise InputError(path, None, f"{what} not found") from None
+    except IsADirectoryError:
+        raise InputError(path, None, f"is a directory, expected {'an' if what[:1] in 'aeiou' else 'a'} {what}") from None
+    except OSError as exc:
+        raise InputError(path, None, f"cannot read: {exc.strerror or exc}") from None
+
+
+def read_input_text(path: str | os.PathLike, what: str = "file") -> str:
+    """A user-named UTF-8 text file (BOM dropped); undecodable bytes name their line."""
+    data = read_input_bytes(path, what)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise InputError(path, line, f"{what} is not UTF-8 text (byte 0x{data[exc.start]:02x})") from None
+    return text[1:] if text.startswith("\ufeff") else text

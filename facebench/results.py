@@ -13,7 +13,7 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 
 from facebench import __version__
-from facebench.errors import InputError
+from facebench.errors import InputError, read_input_text
 
 SCHEMA = "facebench.result/1"
 REQUIRED_FIELDS = ("schema", "benchmark", "protocol", "metrics", "ground_truth_sha256",
@@ -110,10 +110,9 @@ def records_path(result_path: str | os.PathLike) -> Path:
 def read_document(path: str | os.PathLike) -> dict[str, Any]:
     """Read and minimally validate a result JSON (missing fields name the file and field)."""
     path = Path(path)
+    text = read_input_text(path, "result file")
     try:
-        doc = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise InputError(path, None, "result file not found") from None
+        doc = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InputError(path, exc.lineno, f"not valid JSON: {exc.msg}") from None
     if not isinstance(doc, dict):

@@ -19,7 +19,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from facebench.errors import InputError, warn
+from facebench.errors import InputError, read_input_bytes, warn
 from facebench.results import make_document, sha256_files
 from protocols import fddb_raster as raster
 
@@ -41,15 +41,7 @@ _COUNT = re.compile(r"\s*([+-]?\d+)")
 
 def read_text_lines(path: str | os.PathLike) -> list[str]:
     """A text file's lines; CRLF and bare-CR line ends read as LF (several published files have them)."""
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise InputError(path, None, "file not found") from None
-    except IsADirectoryError:
-        raise InputError(path, None, "is a directory, expected a file") from None
-    except OSError as exc:
-        raise InputError(path, None, f"cannot read: {exc.strerror}") from None
+    data = read_input_bytes(path)
     text = data.decode("utf-8", errors="surrogateescape").lstrip("\ufeff")
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     if lines and lines[-1] == "":

@@ -234,3 +234,22 @@ def test_real_wider_result_round_trips_through_the_store(tmp_path: Path, shared_
         assert stored.metrics[setting] == pytest.approx(baseline.metrics[setting], abs=1e-12)
     # golden.md, official semantics
     assert stored.metrics["easy"] == pytest.approx(0.907016114445436, abs=1e-12)
+
+
+def test_unreadable_inputs_are_one_line_errors(tmp_path):
+    # Every text reader goes through facebench.errors.read_input_*: a folder, bad bytes or a missing file
+    # is an InputError naming the file (and the line of the bad byte), never a traceback.
+    from facebench.errors import read_input_bytes, read_input_text
+    from facebench.results import read_document
+
+    with pytest.raises(InputError, match="is a directory, expected a result file"):
+        read_document(tmp_path)
+    bad = tmp_path / "r.json"
+    bad.write_bytes(b'{"a": 1,\n "b": "\xff"}\n')
+    with pytest.raises(InputError, match=r"r\.json:2: result file is not UTF-8 text \(byte 0xff\)"):
+        read_document(bad)
+    with pytest.raises(InputError, match="annotation file not found"):
+        read_input_text(tmp_path / "missing.txt", "annotation file")
+    bom = tmp_path / "bom.txt"
+    bom.write_bytes(b"\xef\xbb\xbfhello\n")
+    assert read_input_text(bom) == "hello\n" and read_input_bytes(bom).startswith(b"\xef")

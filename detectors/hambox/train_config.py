@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from facebench.errors import InputError
+from facebench.errors import InputError, read_input_text
 
 SCHEMA = "facebench.hambox.train/1"
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
@@ -244,11 +244,10 @@ def load_train_config(path: str | Path) -> TrainConfig:
     path = Path(path)
     if not path.exists() and not path.suffix and (CONFIG_DIR / f"{path}.json").is_file():
         path = CONFIG_DIR / f"{path}.json"
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
+    if not path.exists():
         raise InputError(path, None, "training config not found "
-                         f"(bundled configs: {', '.join(list_bundled_configs())})") from None
+                         f"(bundled configs: {', '.join(list_bundled_configs())})")
+    text = read_input_text(path, "training config")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:

@@ -11,7 +11,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from facebench.errors import InputError
+from facebench.errors import InputError, read_input_bytes
 
 
 @dataclass(frozen=True)
@@ -55,12 +55,7 @@ def roc_kind_and_label(path: str | os.PathLike) -> tuple[str, str]:
 def read_published_roc(path: str | os.PathLike, kind: str | None = None) -> PublishedRoc:
     """Read a published ROC file (CRLF, tabs and extra columns allowed); bad lines name file and line."""
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise InputError(path, None, "ROC file not found") from None
-    except OSError as exc:
-        raise InputError(path, None, f"cannot read: {exc.strerror}") from None
+    data = read_input_bytes(path, "ROC file")
     text = data.decode("utf-8", errors="replace").replace("\r\n", "\n").replace("\r", "\n")
     guessed, label = roc_kind_and_label(path)
     try:

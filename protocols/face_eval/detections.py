@@ -9,7 +9,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from facebench.errors import InputError
+from facebench.errors import InputError, read_input_text
 from facebench.io_mat import load_mat
 
 from protocols.face_eval.ground_truth import FaceEvalGroundTruth, image_key, mat_text
@@ -67,11 +67,7 @@ def read_detections(path: str | os.PathLike) -> Detections:
 def read_text(path: str | os.PathLike) -> Detections:
     """`image_name score x1 y1 x2 y2` per line (name may carry an extension; blank lines are skipped)."""
     path = os.fspath(path)
-    try:
-        with open(path, encoding="utf-8") as handle:
-            lines = handle.read().splitlines()
-    except UnicodeDecodeError:
-        raise InputError(path, None, "not a text file (cannot decode as UTF-8)") from None
+    lines = read_input_text(path, "detection file").splitlines()
     keys, values, origins = [], [], []
     for number, line in enumerate(lines, start=1):
         fields = line.split()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facebench.errors import InputError, warn
+from facebench.errors import InputError, read_input_bytes, warn
 from facebench.number_table import compiled_parser, number_rows
 from facebench.parallel import map_ranges
 from protocols.wider_face.ground_truth import WiderGroundTruth
@@ -171,11 +171,7 @@ def read_predictions(pred_dir: str | os.PathLike, gt: WiderGroundTruth, semantic
         parsed: list[_FileBoxes] = []
         for index in indices[start:stop]:
             path = files[index]
-            try:
-                with open(path, "rb") as handle:
-                    data = handle.read()
-            except OSError as exc:
-                raise InputError(path, None, f"cannot read: {exc.strerror}") from None
+            data = read_input_bytes(path, "prediction file")
             item = _official_file(index, path, data, dropped_here) if semantics == "official" \
                 else _port_file(index, path, data)
             if item is not None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facebench.errors import InputError
+from facebench.errors import InputError, read_input_text
 
 ATTRIBUTE_COLUMNS = ("blur", "expression", "illumination", "invalid", "occlusion", "pose")
 
@@ -34,14 +34,7 @@ class SplitImage:
 def read_split_txt(path: str | os.PathLike) -> list[SplitImage]:
     """Parse the split file; a count of 0 is followed by one all-zero placeholder row, as released."""
     path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise InputError(path, None, "annotation file not found") from None
-    except UnicodeDecodeError:
-        raise InputError(path, None, "not a text file") from None
-    except OSError as exc:
-        raise InputError(path, None, f"cannot read: {exc.strerror}") from None
+    lines = read_input_text(path, "annotation file").splitlines()
     images: list[SplitImage] = []
     i, n = 0, len(lines)
     while i < n:
