@@ -203,7 +203,9 @@ def test_killed_run_resumes_to_the_uninterrupted_state(tiny_data, tmp_path):
                                stderr=subprocess.PIPE)
     deadline = time.time() + 120
     try:
-        while not (out / "checkpoints" / "ckpt_0000004.pt").exists():
+        # checkpoints/latest is written after the checkpoint file: wait for it to name iteration >= 4.
+        pointer = out / "checkpoints" / "latest"
+        while not (pointer.is_file() and pointer.read_text().strip() >= "ckpt_0000004.pt"):
             assert process.poll() is None, process.stderr.read().decode()[-2000:]
             assert time.time() < deadline, "no checkpoint within 120 s"
             time.sleep(0.05)
