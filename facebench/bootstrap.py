@@ -399,7 +399,7 @@ def _wider_records(data, path: Path, result_path: Path, doc: Mapping[str, Any],
     if len(meta) >= 4 and meta[3] != doc.get("ground_truth_sha256"):
         raise InputError(path, None, "records were written for another ground truth than "
                          f"{result_path.name} (sha256 differs); {_rerun_hint(doc)}")
-    image_ids = tuple(str(x) for x in data["image_ids"])
+    image_ids = tuple(x.decode("utf-8") if isinstance(x, bytes) else str(x) for x in data["image_ids"])
     if stored:
         proposals = {n: data[f"{n}_proposals"] for n in names}
         true_positives = {n: data[f"{n}_true_positives"] for n in names}

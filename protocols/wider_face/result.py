@@ -82,7 +82,8 @@ class WiderResult:
         offsets = np.zeros(m.n_images + 1, dtype=np.int64)
         np.cumsum(np.bincount(m.image, minlength=m.n_images), out=offsets[1:])
         arrays: dict[str, np.ndarray] = {
-            "records_format": np.array(RECORDS_FORMAT), "image_ids": np.array(self.image_ids),
+            "records_format": np.array(RECORDS_FORMAT),
+            "image_ids": np.array([i.encode("utf-8") for i in self.image_ids]),  # bytes: 4x smaller than unicode
             "pred_offsets": offsets, "pred_face": m.choice.astype(np.int32),
             "pred_counted": m.counted.astype(np.int16),
             "image_evaluated": np.bincount(m.image[m.evaluated], minlength=m.n_images) > 0,
