@@ -123,9 +123,6 @@ static PyObject *parse_rows(PyObject *self, PyObject *args) {
     int status = 0;
 
     PyThreadState *released = PyEval_SaveThread();
-    if (data.len == 0) {
-        status = n_rows == 0 ? 0 : 1;
-    }
     while (status == 0 && p < end) {
         if (row >= n_rows) {
             status = 1;
