@@ -87,10 +87,23 @@ def eval_group() -> None:
     """Evaluate predictions in a benchmark's official format."""
 
 
+def _one_line_warnings() -> None:
+    """Library warnings (numpy, matplotlib, ...) print as one 'warning:' line, without source lines."""
+    import warnings
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        text = " ".join(str(message).split())
+        click.echo(f"warning: {text} ({category.__name__})", err=True)
+
+    warnings.showwarning = show
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: one-line errors (exit 2) unless --debug."""
     args = sys.argv[1:] if argv is None else list(argv)
     debug = "--debug" in args
+    if not debug:
+        _one_line_warnings()
     try:
         cli.main(args=args, prog_name="facebench", standalone_mode=False)
     except click.exceptions.Abort:

@@ -54,3 +54,49 @@ def read_input_text(path: str | os.PathLike, what: str = "file") -> str:
         line = data.count(b"\n", 0, exc.start) + 1
         raise InputError(path, line, f"{what} is not UTF-8 text (byte 0x{data[exc.start]:02x})") from None
     return text[1:] if text.startswith("\ufeff") else text
+
+
+def text_lines(text: str) -> list[str]:
+    """Lines split at LF, CRLF and bare CR only (not str.splitlines' form feeds, NEL, U+2028 ...), so that
+    line numbers in errors are the ones an editor shows; no trailing empty line."""
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return lines
+
+
+# Formats matplotlib's Agg/PDF/SVG/PS backends write (FigureCanvasBase.get_supported_filetypes()).
+PLOT_SUFFIXES = (".eps", ".jpeg", ".jpg", ".pdf", ".pgf", ".png", ".ps", ".svg", ".svgz", ".tif", ".tiff", ".webp")
+
+
+def check_output_paths(inputs: "list[str | os.PathLike | None] | tuple", plot: str | os.PathLike | None = None,
+                       **outputs: str | os.PathLike | None) -> None:
+    """Refuse, before any work, outputs that would fail late or destroy input: a plot with a format matplotlib
+    cannot write, an output that is a folder or lies under a file, or an output that is one of the inputs."""
+    from pathlib import Path
+
+    named = dict(outputs)
+    if plot is not None:
+        named["plot"] = plot
+        if Path(plot).suffix.lower() not in PLOT_SUFFIXES:
+            raise InputError(plot, None, f"--plot: cannot write a '{Path(plot).suffix or '(no suffix)'}' figure "
+                                         f"(use one of {', '.join(PLOT_SUFFIXES)})")
+    sources = []
+    for item in inputs:
+        if item is not None and os.path.exists(item):
+            sources.append(Path(item))
+    for option, target in named.items():
+        if target is None:
+            continue
+        target = Path(target)
+        if target.is_dir():
+            raise InputError(target, None, f"--{option.replace('_', '-')}: is a directory, expected a file path")
+        for parent in target.parents:
+            if parent.exists():
+                if not parent.is_dir():
+                    raise InputError(target, None, f"--{option.replace('_', '-')}: {parent} is a file, not a folder")
+                break
+        if target.exists():
+            for source in sources:
+                if source.is_file() and os.path.samefile(source, target):
+                    raise InputError(target, None, f"--{option.replace('_', '-')}: refusing to overwrite an input file")
