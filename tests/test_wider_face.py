@@ -171,7 +171,7 @@ def test_count_larger_than_lines_drops_image_with_warning(mini, tmp_path, capsys
     folder = write_predictions(tmp_path / "p", "0--Mini", MINI_PRED, count_override={"D": 5})
     result = evaluate(gt, read_predictions(folder, gt))
     err = capsys.readouterr().err
-    assert "D.txt:5" in err and "rejected as the official tool does" in err
+    assert "D.txt:5" in err and "rejected, as the official tool does" in err
     assert result.n_dropped == 1
     # Dropping D removes its TP: the same as evaluating without D's boxes.
     preds = dict(MINI_PRED, D=[])
@@ -186,6 +186,51 @@ def test_non_numeric_field_is_reported_with_line(mini, tmp_path, capsys):
     result = read_predictions(folder, gt)
     assert "A.txt:4: not a number: 'x'" in capsys.readouterr().err
     assert len(result.dropped) == 1
+
+
+@pytest.mark.parametrize("count, line, why", [
+    ("99999999999999999999", 5, "file has 2 box lines but its count says 99999999999999999999"),
+    ("-1", 2, "negative count -1: read as no boxes"),
+    ("0_2", 2, "count line is not an integer: '0_2'"),
+    ("\u0662", 2, "count line is not an integer"),
+])
+def test_odd_count_lines_reject_the_file_with_its_line(mini, tmp_path, capsys, count, line, why):
+    gt, _ = mini
+    folder = write_predictions(tmp_path / "p", "0--Mini", MINI_PRED)
+    (folder / "0--Mini" / "A.txt").write_text(f"A\n{count}\n1 2 3 4 0.5\n1 2 3 4 0.3\n", encoding="utf-8")
+    result = read_predictions(folder, gt)
+    assert f"A.txt:{line}: {why}" in capsys.readouterr().err
+    assert len(result.dropped) == 1 and len(result.image_boxes(gt.image_index[("0--Mini", "A")])) == 0
+
+
+@pytest.mark.parametrize("extra, kept", [(" 7 8.5e1 -3", True), (" face", False), (" 1_0", False), (" 0x1", False)])
+def test_text_after_the_five_numbers_drops_the_file_as_str2num_does(mini, tmp_path, capsys, extra, kept):
+    gt, _ = mini
+    folder = write_predictions(tmp_path / "p", "0--Mini", MINI_PRED)
+    (folder / "0--Mini" / "A.txt").write_text(f"A\n2\n1 2 3 4 0.5\n1 2 3 4 0.3{extra}\n")
+    official = read_predictions(folder, gt)
+    assert (len(official.dropped) == 0) == kept
+    if not kept:
+        assert f"A.txt:4: not a number: '{extra.strip()}'" in capsys.readouterr().err
+    # The Python port reads only the first five tokens of a line.
+    assert len(read_predictions(folder, gt, semantics="python-port").dropped) == 0
+
+
+def test_no_pair_reaching_half_overlap_gives_zero_ap(tmp_path):
+    one = {"name": "A", "boxes": [[0, 0, 20, 20]], "easy": [1], "medium": [1], "hard": [1]}
+    gt = load_ground_truth(write_ground_truth(tmp_path / "gt", [("0--Mini", [one])]))
+    folder = write_predictions(tmp_path / "p", "0--Mini", {"A": [[0, 0, 20, 8, 0.9]]})
+    for semantics in ("official", "python-port"):
+        result = evaluate(gt, read_predictions(folder, gt, semantics=semantics))
+        assert result.metrics == {"easy": 0.0, "medium": 0.0, "hard": 0.0}
+
+
+def test_an_unlistable_event_folder_is_an_input_error(mini, tmp_path):
+    from facebench.errors import InputError
+    from protocols.wider_face.predictions import _scan
+
+    with pytest.raises(InputError, match="cannot list folder"):
+        _scan(tmp_path / "absent")
 
 
 @pytest.mark.parametrize("bad", ["nan", "inf"])
@@ -344,7 +389,7 @@ def test_reading_is_the_same_for_every_parser_and_worker_count(tmp_path, monkeyp
             fields[4] = fields[4] if j % 3 else "0.5"  # ties
             lines.append((", " if k % 7 == 0 else "\t" if k % 5 == 0 else " ").join(fields))
         if k == 13 and boxes:
-            lines[-1] += " x"  # an unused sixth field: ignored
+            lines[-1] += " 7"  # an unused sixth number: ignored
         if k == 17 and boxes:
             lines[2] = "1 2 3 oops 0.5"  # rejected, as the official reader does
         (folder / f"{name}.txt").write_text("\n".join(lines) + "\n")

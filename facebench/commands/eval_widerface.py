@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from facebench.errors import InputError
+from facebench.errors import InputError, check_output_paths
 from facebench.results import records_path
 
 GT_SUBDIRS = {"2017": "ground_truth", "2016": "ground_truth_old_2016"}
@@ -78,6 +78,7 @@ def widerface_command(pred_dir: Path, gt_dir: str | None, gt_version: str, gt_tx
     """Evaluate PRED_DIR (<event>/<image>.txt files) on WIDER FACE val: easy / medium / hard AP."""
     from protocols import wider_face
 
+    check_output_paths([gt_txt], plot=plot, out=out, records=records_path(out) if out is not None else None)
     started = time.perf_counter()
     gt = wider_face.load_ground_truth(resolve_gt_dir(gt_dir, data_root, gt_version), version=gt_version)
     if gt_txt:

@@ -163,6 +163,8 @@ def match_predictions(pred_boxes: np.ndarray, pred_offsets: np.ndarray, gt_boxes
     overlap = overlap_fn(gt_boxes[pair_face], pred_boxes[pair_pred, :4])
     strong = overlap >= IOU_THRESHOLD
     pair_pred, pair_face, overlap = pair_pred[strong], pair_face[strong], overlap[strong]
+    if pair_pred.size == 0:
+        return choice
     # Largest overlap first, then the first face in annotation order (MATLAB max / numpy argmax).
     order = np.lexsort((pair_face, -overlap, pair_pred))
     first = np.concatenate(([True], pair_pred[order][1:] != pair_pred[order][:-1]))

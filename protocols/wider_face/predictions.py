@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,17 +40,29 @@ def _split_lines(data: bytes) -> bytes:
     return data
 
 
+# One number as MATLAB's str2num reads it (ASCII digits only: no '1_0', no other scripts' digits).
+_NUMBER = re.compile(rb"[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|(?i:nan|inf|infinity))")
+# Bytes a plain table of decimal numbers is made of; anything else on a box line needs a closer look.
+_TABLE_BYTES = b"0123456789eE.+- \t,\n"
+
+
 def _parse_count(text: bytes) -> int | None:
     """The count line as str2num reads it: an integer, also written as a float ('3.0'); else None."""
-    try:
-        return int(text)
-    except ValueError:
-        pass
-    try:
-        value = float(text)
-    except ValueError:
+    if not _NUMBER.fullmatch(text):
         return None
+    if text.lstrip(b"+-").isdigit():
+        return int(text)
+    value = float(text)
     return int(value) if np.isfinite(value) and value == np.floor(value) else None
+
+
+def _first_non_number(body: bytes, first_line: int) -> tuple[int, str] | None:
+    """The first box line holding a token that is not a number (str2num fails on the whole line), if any."""
+    for k, line in enumerate(body.split(b"\n")):
+        for token in line.replace(b",", b" ").split():
+            if not _NUMBER.fullmatch(token):
+                return first_line + k, f"not a number: {token[:40].decode('latin-1')!r}"
+    return None
 
 
 def _first_bad_line(body: bytes, first_line: int, need: int) -> tuple[int, str]:
@@ -75,6 +88,15 @@ class _FileBoxes:
     first_line: int  # 1-based line number of the first box line
 
 
+def _scan(folder: str | os.PathLike) -> list[os.DirEntry]:
+    """A folder's entries; an unreadable folder is an InputError naming it."""
+    try:
+        with os.scandir(folder) as entries:
+            return list(entries)
+    except OSError as exc:
+        raise InputError(folder, None, f"cannot list folder: {exc.strerror or exc}") from None
+
+
 def _list_prediction_files(pred_dir: Path, gt: WiderGroundTruth, ignore_unknown: bool) -> dict[int, str]:
     """Map GT image index -> prediction file; unknown events/images are errors."""
     if not pred_dir.is_dir():
@@ -82,7 +104,7 @@ def _list_prediction_files(pred_dir: Path, gt: WiderGroundTruth, ignore_unknown:
     found: dict[int, str] = {}
     events = set(gt.events)
     unknown: list[Path] = []
-    for entry in sorted(os.scandir(pred_dir), key=lambda e: e.name):
+    for entry in sorted(_scan(pred_dir), key=lambda e: e.name):
         if entry.name.startswith("."):
             continue
         if not entry.is_dir():
@@ -93,7 +115,7 @@ def _list_prediction_files(pred_dir: Path, gt: WiderGroundTruth, ignore_unknown:
         if entry.name not in events:
             unknown.append(Path(entry.path))
             continue
-        for item in os.scandir(entry.path):
+        for item in _scan(entry.path):
             if item.name.startswith(".") or not item.name.endswith(".txt"):
                 continue
             index = gt.image_index.get((entry.name, item.name[:-4]))
@@ -123,9 +145,17 @@ def _official_file(index: int, path: str, data: bytes, dropped: list[str]) -> _F
     if count is None:
         dropped.append(f"{path}:2: count line is not an integer: {count_text[:40].decode('latin-1')!r}")
         return None
-    if count <= 0:
+    if count < 0:
+        # zeros(-1, 5) is empty: the official tool reads no boxes; say so rather than stay silent.
+        dropped.append(f"{path}:2: negative count {count}: read as no boxes, as the official tool does")
+        return None
+    if count == 0:
         return None
     body = data[second + 1:] if second >= 0 else b""
+    if count > body.count(b"\n") + 1:
+        present = body.count(b"\n") + (0 if body.endswith(b"\n") or not body else 1)
+        dropped.append(f"{path}:{3 + present}: file has {present} box lines but its count says {count}")
+        return None
     # Fast path: exactly `count` lines (with or without a final newline) need no splitting.
     trimmed = body[:-1] if body.endswith(b"\n") else body
     if trimmed and trimmed.count(b"\n") == count - 1:
@@ -176,7 +206,7 @@ def read_predictions(pred_dir: str | os.PathLike, gt: WiderGroundTruth, semantic
                 else _port_file(index, path, data)
             if item is not None:
                 parsed.append(item)
-        boxes_here, images_here = _parse_boxes(parsed, dropped_here)
+        boxes_here, images_here = _parse_boxes(parsed, dropped_here, whole_line=semantics == "official")
         if semantics == "official" and not _sorted_by_score(boxes_here[:, 4], images_here):
             # Official read_pred: stable sort by score, descending, per image (chunks are image ranges).
             order = np.lexsort((-boxes_here[:, 4], images_here))
@@ -197,8 +227,8 @@ def read_predictions(pred_dir: str | os.PathLike, gt: WiderGroundTruth, semantic
         notes.append(f"{len(missing)} of {gt.n_images} images have no prediction file (counted as no detections; "
                      f"first: {missing[0]})")
     if dropped:
-        notes.append(f"{len(dropped)} files rejected as the official tool does (their image gets no detections); "
-                     f"first: {dropped[0]}")
+        how = "as the official tool does" if semantics == "official" else "the Python port would stop on them"
+        notes.append(f"{len(dropped)} files rejected, {how} (their image gets no detections); first: {dropped[0]}")
     negative = int(np.count_nonzero((boxes[:, 2] < 0) | (boxes[:, 3] < 0)))
     if negative:
         notes.append(f"{negative} boxes have negative width or height (kept, as the official tool does)")
@@ -214,8 +244,21 @@ def _sorted_by_score(scores: np.ndarray, image: np.ndarray) -> bool:
     return bool(np.all((scores[1:] <= scores[:-1]) | (image[1:] != image[:-1])))
 
 
-def _parse_boxes(parsed: list[_FileBoxes], dropped: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Parse every file's box lines in one pass; files with bad lines are dropped (official rule)."""
+def _parse_boxes(parsed: list[_FileBoxes], dropped: list[str], whole_line: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Parse every file's box lines in one pass; files with bad lines are dropped (official rule).
+
+    `whole_line`: every token of a box line must be a number, as str2num parses the whole line (extra
+    numbers are ignored, extra text drops the file); the Python port reads only the first five tokens.
+    """
+    if whole_line and any(item.body.translate(None, _TABLE_BYTES) for item in parsed):
+        kept = []
+        for item in parsed:
+            bad = _first_non_number(item.body, item.first_line) if item.body.translate(None, _TABLE_BYTES) else None
+            if bad is None:
+                kept.append(item)
+            else:
+                dropped.append(f"{item.path}:{bad[0]}: {bad[1]}")
+        parsed = kept
     if not parsed:
         return np.zeros((0, 5)), np.zeros(0, dtype=np.int64)
     n_lines = np.array([item.n_lines for item in parsed], dtype=np.int64)
@@ -229,7 +272,7 @@ def _parse_boxes(parsed: list[_FileBoxes], dropped: list[str]) -> tuple[np.ndarr
                 dropped.append(f"{item.path}:{line}: {why}")
             else:
                 good.append(item)
-        return _parse_boxes(good, dropped) if good else (np.zeros((0, 5)), np.zeros(0, dtype=np.int64))
+        return _parse_boxes(good, dropped, whole_line) if good else (np.zeros((0, 5)), np.zeros(0, dtype=np.int64))
     image_of_box = np.repeat(np.array([item.index for item in parsed], dtype=np.int64), n_lines)
     bad = ~np.isfinite(boxes).all(axis=1)
     if bad.any():
