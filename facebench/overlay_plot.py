@@ -112,67 +112,45 @@ def _pyplot():
     return plt
 
 
-def _plot_pr(curves: Sequence[OverlayCurve], family: str, benchmark: str, path: Path) -> None:
-    from facebench.plots.pr import PRCurve, plot_pr_panels
+def _pr_panels(curves: Sequence[OverlayCurve], family: str, benchmark: str) -> dict[str, list[OverlayCurve]]:
+    """Panel title -> its curves (WIDER: easy / medium / hard; face-eval: one panel)."""
+    panels: dict[str, list[OverlayCurve]] = {}
+    for panel in PANELS[family] if family == "wider" else ("pr",):
+        items = [c for c in curves if c.panel == panel]
+        if items:
+            panels[panel if family == "wider" else TITLES.get(benchmark, benchmark)] = items
+    return panels
+
+
+def pr_figure(curves: Sequence[OverlayCurve], family: str, benchmark: str):
+    """The PR figure: a panel per setting, legends sorted by AP, each method in one colour on every panel."""
+    from facebench.plots.pr import PRCurve, pr_figure as draw
 
     percent = family == "face-eval"  # face-eval legends print AP x 100 with two decimals
-    panels: dict[str, list] = {}
-    order = PANELS[family] if family == "wider" else ("pr",)
-    for panel in order:
-        items = [c for c in curves if c.panel == panel]
-        if not items:
-            continue
-        name = panel if family == "wider" else TITLES.get(benchmark, benchmark)
-        panels[name] = [PRCurve(c.label, c.x, c.y, None if c.value is None else (100 * c.value if percent else
-                                                                                   c.value), c.published)
-                        for c in items]
+    panels = {setting: [PRCurve(c.label, c.x, c.y, None if c.value is None else (100 * c.value if percent else c.value),
+                                published=c.published, point=c.point) for c in items]
+              for setting, items in _pr_panels(curves, family, benchmark).items()}
     title = TITLES.get(benchmark, benchmark) if family == "wider" else ""
-    plot_pr_panels(panels, path, title=title, ap_format="{:.2f}" if percent else "{:.3f}")
+    return draw(panels, title=title, ap_format="{:.2f}" if percent else "{:.3f}")
+
+
+def _plot_pr(curves: Sequence[OverlayCurve], family: str, benchmark: str, path: Path) -> None:
+    plt = _pyplot()
+    fig = pr_figure(curves, family, benchmark)
+    fig.savefig(os.fspath(path), dpi=130)
+    plt.close(fig)
 
 
 def _plot_roc(curves: Sequence[OverlayCurve], benchmark: str, path: Path, fp_max: float = ROC_FP_MAX) -> None:
-    """FDDB panels through facebench.plots.roc (the project's ROC figure), or a local drawing without it."""
-    try:
-        from facebench.plots.roc import RocSeries, plot_roc_panels
-    except ImportError:
-        _plot_roc_locally(curves, benchmark, path, fp_max)
-        return
+    """FDDB discrete and continuous ROC panels through facebench.plots.roc (the project's ROC figure)."""
+    from facebench.plots.roc import RocSeries, plot_roc_panels
+
     panels = {}
     for panel in PANELS["fddb"]:
         items = [c for c in curves if c.panel == panel]
         if items:
             panels[f"ROC, {FDDB_PANEL_TITLES[panel]}"] = [RocSeries(c.label, c.x, c.y, c.published) for c in items]
     plot_roc_panels(panels, path, title=TITLES.get(benchmark, benchmark), max_fp=fp_max)
-
-
-def _plot_roc_locally(curves: Sequence[OverlayCurve], benchmark: str, path: Path,
-                      fp_max: float = ROC_FP_MAX) -> None:
-    plt = _pyplot()
-    panels = [p for p in PANELS["fddb"] if any(c.panel == p for c in curves)]
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.6 * len(panels), 5.0), squeeze=False)
-    for ax, panel in zip(axes[0], panels):
-        items = sorted((c for c in curves if c.panel == panel), key=lambda c: -(c.value if c.value is not None
-                                                                                  else -1.0))
-        for c in items:
-            order = np.argsort(c.x, kind="stable")
-            x, y = c.x[order], c.y[order]
-            keep = np.isfinite(x) & np.isfinite(y)
-            label = c.label if c.value is None else f"{c.value:.4f} {c.label}"
-            if c.point or keep.sum() == 1:
-                ax.plot(x[keep], y[keep], "o", label=label)
-            else:
-                ax.plot(x[keep], y[keep], "--" if c.published else "-", linewidth=1.2 if c.published else 2,
-                        label=label)
-        ax.set_xlim(0, fp_max)
-        ax.set_ylim(0, 1.0)
-        ax.set_xlabel("False positives")
-        ax.set_ylabel("True positive rate")
-        ax.grid(True, linestyle=":", linewidth=0.6)
-        ax.set_title(f"{TITLES.get(benchmark, benchmark)} ROC, {FDDB_PANEL_TITLES.get(panel, panel)}")
-        ax.legend(loc="lower right", fontsize=7)
-    fig.tight_layout()
-    fig.savefig(os.fspath(path), dpi=130)
-    plt.close(fig)
 
 
 def unique_labels(labels: Sequence[str], details: Sequence[str]) -> list[str]:

@@ -130,6 +130,61 @@ def test_leaderboard_command(tmp_path: Path, capsys) -> None:
     assert "strong" in (tmp_path / "b.md").read_text()
 
 
+def test_leaderboard_benchmark_filter_must_name_a_known_benchmark(tmp_path: Path, capsys) -> None:
+    from facebench.cli import main
+
+    folder = write_synthetic_results(tmp_path / "results")
+    with pytest.raises(SystemExit) as info:
+        main(["leaderboard", "--results", str(folder), "--benchmark", "bogus"])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and err.count("\n") == 1
+    assert "--benchmark 'bogus': unknown benchmark (known: widerface-val, fddb, afw, pascal" in err
+
+
+def test_other_facebench_documents_in_the_results_folder_do_not_break_it(tmp_path: Path, capsys) -> None:
+    """`facebench compare --out` and `facebench anchors --out t.json` files beside results are skipped."""
+    from facebench.cli import main
+    from facebench.results import make_document
+
+    folder = write_synthetic_results(tmp_path / "results")
+    (folder / "cmp.json").write_text(json.dumps({"schema": "facebench.comparison/1", "a": "x", "b": "y"}))
+    write(folder / "t.json", make_document(benchmark="widerface-train", protocol="anchor-coverage",
+                                           protocol_version="1", settings={}, metrics={"faces": 3},
+                                           ground_truth_sha256=GT_A))
+    main(["leaderboard", "--results", str(folder), "--format", "csv"])
+    out = capsys.readouterr()
+    assert "strong" in out.out and "widerface-train" not in out.out
+    assert "note: 2 JSON files that are not facebench results ignored" in out.err and "error" not in out.err
+
+
+def test_pr_figure_keeps_one_colour_per_method_across_panels() -> None:
+    from facebench.overlay_plot import curves_from_document, pr_figure
+
+    # the order by AP differs between panels: A leads on easy, B on hard
+    a = synthetic_document(values={"easy": 0.95, "medium": 0.80, "hard": 0.40})
+    b = synthetic_document(values={"easy": 0.90, "medium": 0.85, "hard": 0.70})
+    c = synthetic_document(values={"easy": 0.50, "medium": 0.90, "hard": 0.60})
+    curves = [*curves_from_document(a, "A"), *curves_from_document(b, "B"), *curves_from_document(c, "C")]
+    fig = pr_figure(curves, "wider", "widerface-val")
+    colours: dict[str, set] = {}
+    for ax in fig.axes:
+        for line in ax.get_lines():
+            colours.setdefault(line.get_label().split()[-1], set()).add(tuple(line.get_color()))
+    assert sorted(colours) == ["A", "B", "C"] and all(len(v) == 1 for v in colours.values())
+    assert len({next(iter(v)) for v in colours.values()}) == 3
+
+
+def test_plot_top_must_be_positive(tmp_path: Path, capsys) -> None:
+    from facebench.cli import main
+
+    folder = write_synthetic_results(tmp_path / "results")
+    for top in ("-1", "0"):
+        with pytest.raises(SystemExit) as info:
+            main(["plot", str(folder / "afw.json"), "--published", str(tmp_path), "--top", top,
+                  "--out", str(tmp_path / "x.png")])
+        assert info.value.code == 2 and "--top must be >= 1" in capsys.readouterr().err
+
+
 # ------------------------------------------------------------------------------------------ published references
 
 def _write_published_wider(root: Path) -> Path:
@@ -202,18 +257,6 @@ def test_overlay_plot_png_and_pdf(tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as info:  # one benchmark per figure
         main(["plot", str(folder / "strong.json"), str(folder / "afw.json"), "--out", str(tmp_path / "x.png")])
     assert info.value.code == 2
-
-
-def test_roc_figure_without_the_roc_plot_module(tmp_path: Path, monkeypatch) -> None:
-    """FDDB figures still draw when facebench.plots.roc is absent (an install without the FDDB work)."""
-    import sys
-
-    from facebench.overlay_plot import curves_from_document, plot_overlay
-
-    monkeypatch.setitem(sys.modules, "facebench.plots.roc", None)  # makes the import fail
-    doc = synthetic_document("fddb", {"disc_tpr_at_1000fp": 0.9, "cont_tpr_at_1000fp": 0.6})
-    (path,) = plot_overlay(curves_from_document(doc, "x"), "fddb", "fddb", [tmp_path / "roc.png"])
-    assert path.read_bytes()[:4] == b"\x89PNG"
 
 
 def test_overlay_curves_from_documents() -> None:

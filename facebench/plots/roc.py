@@ -11,7 +11,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from facebench.errors import InputError, read_input_bytes
+from facebench.errors import InputError, read_input_bytes, text_lines
+from facebench.plots.colours import method_colours
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,9 @@ def read_published_roc(path: str | os.PathLike, kind: str | None = None) -> Publ
     """Read a published ROC file (CRLF, tabs and extra columns allowed); bad lines name file and line."""
     path = Path(path)
     data = read_input_bytes(path, "ROC file")
-    text = data.decode("utf-8", errors="replace").replace("\r\n", "\n").replace("\r", "\n")
+    text = "\n".join(text_lines(data.decode("utf-8", errors="replace")))
+    if not text.strip():  # before loadtxt, which would print a multi-line UserWarning
+        raise InputError(path, None, "no ROC points (empty file)")
     guessed, label = roc_kind_and_label(path)
     try:
         table = np.loadtxt(io.StringIO(text), dtype=np.float64, ndmin=2, comments=None)
@@ -102,31 +105,59 @@ def _pyplot():
     return plt
 
 
+def legend_order(series: Sequence[RocSeries], legend_at: float) -> list[RocSeries]:
+    """The evaluated methods first (their order kept), then the published ones by TPR at `legend_at`."""
+    def key(s: RocSeries) -> float:
+        value = tpr_at(s, legend_at)
+        return -1.0 if value is None else value
+
+    own = [s for s in series if not s.published]
+    return own + sorted((s for s in series if s.published), key=key, reverse=True)
+
+
+LEGEND_INSIDE = 8  # entries that fit in the lower right corner of a panel
+LEGEND_ROWS = 40  # entries per legend column beside a panel
+
+
+def legend_layout(entries: int) -> dict:
+    """Legend placement: inside the axes when short, else beside them (rows capped, smaller font)."""
+    if entries <= LEGEND_INSIDE:
+        return {"loc": "lower right", "fontsize": 7}
+    return {"loc": "upper left", "bbox_to_anchor": (1.02, 1.0), "borderaxespad": 0.0,
+            "fontsize": 7 if entries <= 16 else 6, "ncol": -(-entries // LEGEND_ROWS)}
+
+
+def figure_size(panels: int, entries: int) -> tuple[float, float]:
+    """Width and height (inches) leaving room for the legends beside the panels."""
+    if entries <= LEGEND_INSIDE:
+        return 6.0 * panels, 5.0
+    columns = -(-entries // LEGEND_ROWS)
+    return (6.0 + 1.8 * columns) * panels, max(5.0, 0.12 * min(entries, LEGEND_ROWS) + 1.0)
+
+
 def plot_roc_panels(panels: Mapping[str, Sequence[RocSeries]], path: str | os.PathLike, *, title: str = "FDDB",
                     max_fp: float = 2000, legend_at: float = 1000) -> None:
     """One panel per key (e.g. discrete / continuous), as on the FDDB results page; PNG/PDF by suffix.
 
-    Legends show each method's TPR at `legend_at` false positives and are sorted by it.
+    Legends show each method's TPR at `legend_at` false positives: the evaluated methods first, then the
+    published ones sorted by it; long legends sit beside the axes and the saved figure is cropped to hold them.
     """
     plt = _pyplot()
     n = max(1, len(panels))
-    fig, axes = plt.subplots(1, n, figsize=(6.0 * n, 5.0), squeeze=False)
-    # One colour per method across panels.
+    most = max((len(series) for series in panels.values()), default=0)
+    fig, axes = plt.subplots(1, n, figsize=figure_size(n, most), squeeze=False)
     labels = list(dict.fromkeys(s.label for series in panels.values() for s in series))
-    cmap = plt.get_cmap("tab20" if len(labels) > 10 else "tab10")
-    colour = {label: cmap(i % cmap.N) for i, label in enumerate(labels)}
+    own = {s.label for series in panels.values() for s in series if not s.published}
+    colour = method_colours(labels, own)
     for ax, (name, series) in zip(axes[0], panels.items()):
-        def key(s: RocSeries) -> float:
-            value = tpr_at(s, legend_at)
-            return -1.0 if value is None else value
-
-        for s in sorted(series, key=key, reverse=True):
+        for s in legend_order(series, legend_at):
             fp = np.asarray(s.fp, dtype=float)
             tpr = np.asarray(s.tpr, dtype=float)
             order = np.argsort(fp, kind="stable")
             value = tpr_at(s, legend_at)
             label = s.label if value is None else f"{s.label} ({value:.4f})"
-            style = {"linestyle": "--", "linewidth": 1.0} if s.published else {"linestyle": "-", "linewidth": 2.2}
+            style = ({"linestyle": "--", "linewidth": 1.0, "zorder": 2} if s.published
+                     else {"linestyle": "-", "linewidth": 2.2, "zorder": 3})  # evaluated curves on top
             ax.plot(fp[order], tpr[order], color=colour[s.label], label=label, **style)
         ax.set_xlim(0, max_fp)
         ax.set_ylim(0, 1.0)
@@ -135,7 +166,7 @@ def plot_roc_panels(panels: Mapping[str, Sequence[RocSeries]], path: str | os.Pa
         ax.grid(True, linestyle=":", linewidth=0.6)
         ax.set_title(f"{title} {name}".strip())
         if series:
-            ax.legend(loc="lower right", fontsize=7)
+            ax.legend(**legend_layout(len(series)))
     fig.tight_layout()
-    fig.savefig(os.fspath(path), dpi=130)
+    fig.savefig(os.fspath(path), dpi=130, bbox_inches="tight")
     plt.close(fig)
