@@ -19,7 +19,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from facebench.errors import InputError, read_input_bytes, warn
+from facebench.errors import InputError, read_input_bytes, text_lines, warn
 from facebench.results import make_document, sha256_files
 from protocols import fddb_raster as raster
 
@@ -32,7 +32,12 @@ SUMMARY_FP = (100, 500, 1000, 2000)
 FORMAT_COLUMNS = {"rect": 5, "ellipse": 6}
 FORMAT_FIELDS = {"rect": "left top width height score", "ellipse": "major minor angle cx cy score"}
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".pgm", ".bmp", "")
-_COUNT = re.compile(r"\s*([+-]?\d+)")
+# C++ `>>` into an int: C-locale white space, then ASCII digits (`3.0` and `3abc` read 3; `\u0663` is no digit).
+_COUNT = re.compile(r"[ \t\n\v\f\r]*([+-]?[0-9]+)")
+# A decimal number as C's strtod reads it (ASCII only: no `1_0`, no non-ASCII digits, which Python accepts).
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_NOT_NUMBER_CHAR = re.compile(r"[^0-9eE.+-]")
+_NON_FINITE = frozenset({"inf", "infinity", "nan"})
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -42,24 +47,27 @@ _COUNT = re.compile(r"\s*([+-]?\d+)")
 def read_text_lines(path: str | os.PathLike) -> list[str]:
     """A text file's lines; CRLF and bare-CR line ends read as LF (several published files have them)."""
     data = read_input_bytes(path)
-    text = data.decode("utf-8", errors="surrogateescape").lstrip("\ufeff")
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    return lines
+    return text_lines(data.decode("utf-8", errors="surrogateescape").lstrip("\ufeff"))
+
+
+def is_number(token: str) -> bool:
+    """Whether a token is an ASCII decimal number (inf and nan included, for a clearer error later)."""
+    return _NUMBER.fullmatch(token) is not None or token.lstrip("+-").lower() in _NON_FINITE
 
 
 def _numbers(tokens: list[str], line_numbers: Sequence[int], path: Path, ncols: int) -> np.ndarray:
     """Tokens (ncols per row) as an (n, ncols) float array; a bad token names its line."""
-    try:
-        values = np.array(tokens, dtype=np.float64).reshape(-1, ncols)
-    except ValueError:
+    values = None
+    if _NOT_NUMBER_CHAR.search("".join(tokens)) is None:  # fast path: only digits, signs, points, exponents
+        try:
+            values = np.array(tokens, dtype=np.float64).reshape(-1, ncols)
+        except ValueError:
+            pass
+    if values is None:
         for k, token in enumerate(tokens):
-            try:
-                float(token)
-            except ValueError:
-                raise InputError(path, line_numbers[k // ncols], f"not a number: {token!r}") from None
-        raise
+            if not is_number(token):
+                raise InputError(path, line_numbers[k // ncols], f"not a number: {token!r}")
+        values = np.array(tokens, dtype=np.float64).reshape(-1, ncols)
     bad = ~np.isfinite(values).all(axis=1)
     if bad.any():
         k = int(np.argmax(bad))
@@ -74,15 +82,23 @@ class _Blocks:
     names: list[str] = field(default_factory=list)
     name_lines: list[int] = field(default_factory=list)
     counts: list[int] = field(default_factory=list)
-    tokens: list[str] = field(default_factory=list)
+    tokens: list[str] = field(default_factory=list)  # all fields of every region line
     row_lines: list[int] = field(default_factory=list)
+    width: int = 0  # fields per region line, set by the first one
+    width_line: int = 0
     next_line: int = 0
+
+    def values(self, path: Path, ncols: int) -> np.ndarray:
+        """The region lines' first `ncols` numbers (every field must be a number)."""
+        if not self.row_lines:
+            return np.zeros((0, ncols))
+        return _numbers(self.tokens, self.row_lines, path, self.width)[:, :ncols]
 
 
 def _parse_blocks(lines: list[str], path: Path, expected: Sequence[str] | None, start_image: int,
                   what: str, ncols: int, fields: str) -> _Blocks:
-    """Read blocks from `lines`; with `expected`, names must follow it from `start_image` on. Region rows
-    keep their first `ncols` tokens (fewer is an error naming the line)."""
+    """Read blocks from `lines`; with `expected`, names must follow it from `start_image` on. Region lines
+    need at least `ncols` fields, and all of them as many as the first (else an error naming the line)."""
     out = _Blocks()
     i, n = 0, len(lines)
     k = start_image
@@ -112,14 +128,22 @@ def _parse_blocks(lines: list[str], path: Path, expected: Sequence[str] | None, 
         out.names.append(name)
         out.name_lines.append(name_line)
         out.counts.append(count)
-        rows = [line.split() for line in lines[i:i + count]]
-        if rows and min(map(len, rows)) < ncols:
-            j = i + next(r for r, parts in enumerate(rows) if len(parts) < ncols)
-            found = repr(lines[j].strip()) if lines[j].strip() else "an empty line"
-            raise InputError(path, j + 1, f"expected {ncols} numbers ({fields}), found {found} "
-                             f"(image {name!r} announces {count} {what} at line {name_line + 1})")
-        for parts in rows:
-            out.tokens.extend(parts[:ncols])
+        for j in range(i, i + count):
+            parts = lines[j].split()
+            if len(parts) < ncols:
+                found = repr(lines[j].strip()) if lines[j].strip() else "an empty line"
+                raise InputError(path, j + 1, f"expected {ncols} numbers ({fields}), found {found} "
+                                 f"(image {name!r} announces {count} {what} at line {name_line + 1})")
+            junk = [token for token in parts[ncols:] if not is_number(token)]
+            if junk:  # named here, before any field-count mismatch it also causes
+                raise InputError(path, j + 1, f"not a number: {junk[0]!r} (after the {ncols} numbers {fields})")
+            if not out.width:
+                out.width, out.width_line = len(parts), j + 1
+            elif len(parts) != out.width:
+                raise InputError(path, j + 1, f"{len(parts)} fields where the first region line (line "
+                                 f"{out.width_line}) has {out.width}: every region line of a file needs the "
+                                 f"same fields ({fields}, then any extra numbers)")
+            out.tokens.extend(parts)
         out.row_lines.extend(range(i + 1, i + count + 1))
         i += count
         k += 1
@@ -164,15 +188,23 @@ class FddbGroundTruth:
 
 
 def _check_ellipses(values: np.ndarray, lines: Sequence[int], path: Path) -> None:
-    bad = ~((values[:, 0] > 0) & (values[:, 1] > 0))
+    """Ellipses OpenCV can paint: semi-axes truncating to >= 0 (0 paints a point or a line), coordinates
+    within its fixed-point range, and an angle whose degrees fit a C int."""
+    bad = (np.trunc(values[:, 0]) < 0) | (np.trunc(values[:, 1]) < 0)
     if bad.any():
         k = int(np.argmax(bad))
-        raise InputError(path, lines[k], f"ellipse axes must be positive (got {values[k, 0]:g} {values[k, 1]:g})")
+        raise InputError(path, lines[k], f"ellipse axes must not be negative (got {values[k, 0]:g} "
+                         f"{values[k, 1]:g}; they are truncated toward zero)")
     big = np.abs(values[:, [0, 1, 3, 4]]).max(axis=1) > raster.MAX_ELLIPSE_COORD
     if big.any():
         k = int(np.argmax(big))
         raise InputError(path, lines[k], f"ellipse beyond +-{raster.MAX_ELLIPSE_COORD:.0f} pixels (OpenCV's "
                          "fixed-point drawing cannot paint it)")
+    turned = np.abs(values[:, 2]) > raster.MAX_ELLIPSE_ANGLE
+    if turned.any():
+        k = int(np.argmax(turned))
+        raise InputError(path, lines[k], f"ellipse angle {values[k, 2]:g} rad is beyond "
+                         f"+-{raster.MAX_ELLIPSE_ANGLE:.4g} (its degrees overflow OpenCV's int angle)")
 
 
 def _ellipse_file(path: Path, expected: Sequence[str] | None) -> tuple[_Blocks, np.ndarray]:
@@ -181,7 +213,7 @@ def _ellipse_file(path: Path, expected: Sequence[str] | None) -> tuple[_Blocks, 
     trailing = [j for j in range(blocks.next_line, len(lines)) if lines[j].strip()]
     if trailing:
         raise InputError(path, trailing[0] + 1, "unexpected content after the last listed image")
-    values = _numbers(blocks.tokens, blocks.row_lines, path, 5)
+    values = blocks.values(path, 5)
     _check_ellipses(values, blocks.row_lines, path)
     return blocks, values
 
@@ -305,10 +337,14 @@ def read_detections(source: str | os.PathLike, gt: FddbGroundTruth, fmt: str = "
     counts: list[int] = []
     chunks: list[np.ndarray] = []
     k = 0
+    warned = False
     for path in files:
         lines = read_text_lines(path)
         blocks = _parse_blocks(lines, path, gt.images, k, "detections", ncols, FORMAT_FIELDS[fmt])
-        values = _numbers(blocks.tokens, blocks.row_lines, path, ncols)
+        values = blocks.values(path, ncols)
+        if blocks.width > ncols and not warned:
+            warn(_extra_fields_warning(path, blocks, fmt))
+            warned = True
         if fmt == "ellipse":
             _check_ellipses(values, blocks.row_lines, path)
         trailing = [j for j in range(blocks.next_line, len(lines)) if lines[j].strip()]
@@ -325,6 +361,16 @@ def read_detections(source: str | os.PathLike, gt: FddbGroundTruth, fmt: str = "
                           regions=values[:, :ncols - 1], scores=values[:, ncols - 1], files=tuple(map(str, files)))
 
 
+def _extra_fields_warning(path: Path, blocks: _Blocks, fmt: str) -> str:
+    """One line: the region lines have more numbers than `fmt` reads (as the official reader, it takes the first)."""
+    ncols = FORMAT_COLUMNS[fmt]
+    where = f"{path}:{blocks.width_line}: region lines have {blocks.width} numbers"
+    if fmt == "rect" and blocks.width == FORMAT_COLUMNS["ellipse"]:
+        return (f"{where}, as ellipses ({FORMAT_FIELDS['ellipse']}) do; reading the first {ncols} as "
+                f"'{FORMAT_FIELDS[fmt]}' (pass --format ellipse if these are ellipses)")
+    return f"{where}; --format {fmt} reads the first {ncols} ({FORMAT_FIELDS[fmt]}) and ignores the rest"
+
+
 @dataclass(frozen=True)
 class ImageSizes:
     """Width and height of every evaluated image, aligned with the ground truth."""
@@ -334,25 +380,44 @@ class ImageSizes:
     source: str
 
 
+MAX_IMAGE_SIDE = 2 ** 31 - 1  # OpenCV's Mat sizes are C ints
+
+
+def _image_size(fields: list[str], path: Path, number: int) -> tuple[int, int]:
+    """Width and height in whole pixels: integers, or integer-valued numbers such as `100.0` or `1e2`."""
+    if not all(_NUMBER.fullmatch(f) for f in fields):
+        raise InputError(path, number, f"width and height must be integers, found {fields[0]!r} {fields[1]!r}")
+    values = [float(f) for f in fields]
+    if not all(math.isfinite(v) and v == int(v) for v in values):
+        raise InputError(path, number, f"width and height must be whole pixels, found {fields[0]} {fields[1]}")
+    w, h = (int(v) for v in values)
+    if w <= 0 or h <= 0:
+        raise InputError(path, number, f"image size must be positive, found {w}x{h}")
+    if max(w, h) > MAX_IMAGE_SIDE:
+        raise InputError(path, number, f"image size beyond {MAX_IMAGE_SIDE} pixels, found {w}x{h}")
+    return w, h
+
+
 def read_size_table(path: str | os.PathLike, gt: FddbGroundTruth) -> ImageSizes:
-    """A table `image width height` (tab or space separated, optional header) for all evaluated images."""
+    """A table `image width height` (tab or space separated) for all evaluated images.
+
+    Sizes are whole pixels; integer-valued numbers (`100.0`, `1e2`) are accepted, any other value is an
+    error naming its line. The first line is a header only when neither size field is a number at all.
+    """
     path = Path(path)
     table: dict[str, tuple[int, int, int]] = {}
+    first = True
     for number, line in enumerate(read_text_lines(path), start=1):
         parts = line.split()
         if not parts:
             continue
         if len(parts) < 3:
             raise InputError(path, number, "expected 'image width height'")
-        try:
-            w, h = int(parts[1]), int(parts[2])
-        except ValueError:
-            if number == 1 and not table:
-                continue  # header
-            raise InputError(path, number, "width and height must be integers, found "
-                             f"{parts[1]!r} {parts[2]!r}") from None
-        if w <= 0 or h <= 0:
-            raise InputError(path, number, f"image size must be positive, found {w}x{h}")
+        header = first and not any(is_number(f) for f in parts[1:3])
+        first = False
+        if header:
+            continue
+        w, h = _image_size(parts[1:3], path, number)
         if parts[0] in table and table[parts[0]][:2] != (w, h):
             raise InputError(path, number, f"second, different size for {parts[0]!r} (first at line "
                              f"{table[parts[0]][2]})")

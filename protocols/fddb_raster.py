@@ -43,6 +43,9 @@ XY_ONE = 1 << XY_SHIFT
 HALF = XY_ONE >> 1
 # OpenCV's int32 16.16 drawing (and the C++ casts of the official reader) only make sense below this.
 MAX_ELLIPSE_COORD = 32767.0
+# cvEllipse rounds the drawing angle (degrees, up to 180 more under "negated-angle") to a C int; beyond this
+# many radians (with the smaller MSVC pi) that int overflows and the official program is undefined.
+MAX_ELLIPSE_ANGLE = (2 ** 31 - 1 - 360) * 3.14156 / 180.0
 
 
 def _sine_table() -> np.ndarray:
@@ -412,7 +415,7 @@ class _Band:
         new_run[1:] = keys[1:] > reach[:-1] + 1
         new_run[1:] |= seg_d[1:] != seg_d[:-1]
         starts = np.nonzero(new_run)[0]
-        last = np.concatenate([starts[1:], [len(keys)]]) - 1
+        last = np.append(starts[1:], len(keys))[:len(starts)] - 1  # empty when nothing was painted at all
         run_d = seg_d[starts]
         run_x1 = keys[starts] - run_d * width_key
         run_x2 = reach[last] - run_d * width_key
@@ -542,13 +545,20 @@ def rasterise_rectangles(x: np.ndarray, y: np.ndarray, w: np.ndarray, h: np.ndar
     """FDDB rectangles (left, top, width, height) as cvRectangle fills them, clipped to the image."""
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
-    xa, ya = round_half_even_f32(x), round_half_even_f32(y)
-    xb, yb = round_half_even_f32(x + np.asarray(w, dtype=np.float64)), round_half_even_f32(
-        y + np.asarray(h, dtype=np.float64))
     width = np.asarray(width, dtype=np.int64)
     height = np.asarray(height, dtype=np.int64)
+    with np.errstate(over="ignore"):  # x + w may overflow to +-inf: still beyond the image, clipped below
+        x2, y2 = x + np.asarray(w, dtype=np.float64), y + np.asarray(h, dtype=np.float64)
+    xa, xb = (round_half_even_f32(clip_to_span(v, width)) for v in (x, x2))
+    ya, yb = (round_half_even_f32(clip_to_span(v, height)) for v in (y, y2))
     return Boxes(x1=np.maximum(np.minimum(xa, xb), 0), y1=np.maximum(np.minimum(ya, yb), 0),
                  x2=np.minimum(np.maximum(xa, xb), width - 1), y2=np.minimum(np.maximum(ya, yb), height - 1))
+
+
+def clip_to_span(values: np.ndarray, size: np.ndarray) -> np.ndarray:
+    """Coordinates brought into [-1, size]: the same clipped pixels, but integers for any finite value."""
+    # Every value beyond the image rounds to a column beyond it, so clipping first changes no painted pixel.
+    return np.clip(np.asarray(values, dtype=np.float64), -1.0, np.asarray(size, dtype=np.float64))
 
 
 def runs_box_intersections(runs: Runs, region: np.ndarray, boxes: Boxes, box: np.ndarray) -> np.ndarray:
@@ -782,8 +792,11 @@ def ellipse_mask_reference(ra: float, rb: float, theta: float, cx: float, cy: fl
 def rectangle_mask_reference(x: float, y: float, w: float, h: float, width: int, height: int) -> np.ndarray:
     """One filled rectangle as a full-size boolean image (slow, independent)."""
     mask = np.zeros((height, width), dtype=bool)
-    xa, ya = int(np.rint(np.float32(x))), int(np.rint(np.float32(y)))
-    xb, yb = int(np.rint(np.float32(x + w))), int(np.rint(np.float32(y + h)))
-    for row in range(min(ya, yb), max(ya, yb) + 1):
+
+    def pixel(value: float, size: int) -> int:
+        return int(np.rint(np.float32(min(max(value, -1.0), float(size)))))  # beyond the image stays beyond
+
+    xa, ya, xb, yb = pixel(x, width), pixel(y, height), pixel(x + w, width), pixel(y + h, height)
+    for row in range(max(min(ya, yb), 0), min(max(ya, yb), height - 1) + 1):
         _hline(mask, row, min(xa, xb), max(xa, xb))
     return mask

@@ -315,7 +315,7 @@ def test_annotation_file_names_the_images(mini, tmp_path):
 
 def test_count_lines_read_their_leading_integer_and_blank_lines_between_images(mini):
     gt, sizes, _ = load(mini)
-    text = "a/imgA\n4.0\n25 30 30 40 0.9\n70.5 12.5 20 16 0.8\n5 5 10 10 0.95\n30 35 20 30 0.5 extra\n\n" \
+    text = "a/imgA\n4.0\n25 30 30 40 0.9\n70.5 12.5 20 16 0.8\n5 5 10 10 0.95\n30 35 20 30 0.5\n\n" \
            "b/imgB\n 1\n30 10 40 60 0.7\n\nc/imgC\n0\n\n"
     mini["rects"].write_text(text)
     dets = fddb.read_detections(mini["rects"], gt, "rect")
@@ -351,15 +351,28 @@ def test_detections_missing_trailing_images(mini):
         fddb.read_detections(mini["rects"], gt, "rect")
 
 
-def test_ellipse_detections_need_positive_axes(mini):
+@pytest.mark.parametrize("axes", ["0 0", "0.4 14.5", "-0.5 0", "19.5 -0.9"])
+def test_ellipse_axes_truncating_to_zero_are_valid(mini, axes):
+    """Spec §2.3: semi-axes are truncated toward zero and ra = rb = 0 paints the centre pixel."""
+    gt, sizes, _ = load(mini)
+    mini["ellipse_dets"].write_text(f"a/imgA\n1\n{axes} 1.55 40.4 50.5 0.9\nb/imgB\n0\nc/imgC\n0\n")
+    dets = fddb.read_detections(mini["ellipse_dets"], gt, "ellipse")
+    ov = fddb.pair_overlaps(gt, dets, sizes, "opencv4", cache=False)
+    assert ov.det_area[0] >= 1  # at least the centre pixel
+    mini["ellipses"].write_text(MINI_ELLIPSES.replace("10 8 0.3", f"{axes} 0.3"))
+    assert fddb.load_folds(mini["folds"], ["01"]).ellipses[1, :2].tolist() == [float(v) for v in axes.split()]
+
+
+@pytest.mark.parametrize("axes", ["-1 14.5", "19.5 -1.2"])
+def test_ellipse_detections_with_negative_axes_are_rejected(mini, axes):
     gt, _, _ = load(mini)
-    mini["ellipse_dets"].write_text("a/imgA\n1\n0 14.5 1.55 40.4 50.5 0.9\nb/imgB\n0\nc/imgC\n0\n")
+    mini["ellipse_dets"].write_text(f"a/imgA\n1\n{axes} 1.55 40.4 50.5 0.9\nb/imgB\n0\nc/imgC\n0\n")
     with pytest.raises(InputError) as excinfo:
         fddb.read_detections(mini["ellipse_dets"], gt, "ellipse")
-    assert f"{mini['ellipse_dets']}:3:" in _error(excinfo) and "positive" in _error(excinfo)
+    assert f"{mini['ellipse_dets']}:3:" in _error(excinfo) and "negative" in _error(excinfo)
 
 
-def test_annotations_need_positive_axes(mini):
+def test_annotations_need_non_negative_axes(mini):
     mini["ellipses"].write_text(MINI_ELLIPSES.replace("10 8 0.3", "10 -8 0.3"))
     with pytest.raises(InputError) as excinfo:
         fddb.load_folds(mini["folds"], ["01"])
@@ -433,3 +446,119 @@ def test_cache_gives_identical_results(mini, tmp_path, monkeypatch):
     uncached = fddb.evaluate(gt, dets, sizes, "opencv21", cache=False)
     texts = {fddb.cont_roc_text(r.curve) for r in (first, second, uncached)}
     assert len(texts) == 1
+
+
+# -- regions that paint nothing, huge numbers, field counts, ASCII numbers, size tables ------------------------
+
+
+def _one_image(tmp_path, faces: str, dets: str, size: str = "50 50"):
+    """Ground truth, sizes and detections of one image x/img written under tmp_path."""
+    (tmp_path / "ann.txt").write_text(f"x/img\n{faces}")
+    (tmp_path / "sizes.tsv").write_text(f"x/img {size}\n")
+    (tmp_path / "det.txt").write_text(f"x/img\n{dets}")
+    gt = fddb.load_annotations(tmp_path / "ann.txt")
+    return gt, fddb.read_size_table(tmp_path / "sizes.tsv", gt), tmp_path / "det.txt"
+
+
+@pytest.mark.parametrize("convention", CONVENTIONS)
+def test_faces_beside_the_image_have_area_zero_and_still_count(tmp_path, monkeypatch, convention):
+    """Regions within the image's rows but left or right of it paint 0 pixels (was an IndexError)."""
+    monkeypatch.setenv("FACEBENCH_CACHE", "")
+    gt, sizes, path = _one_image(tmp_path, "2\n10 5 0 -20 15 1\n5 4 0 80 15 1\n", "1\n0 0 10 10 0.9\n")
+    dets = fddb.read_detections(path, gt, "rect")
+    result = fddb.evaluate(gt, dets, sizes, convention)
+    assert fddb.pair_overlaps(gt, dets, sizes, convention).face_area.tolist() == [0, 0]
+    assert fddb.disc_roc_text(result.curve) == "0 1 0.9\n" and result.curve.n_faces == 2
+    ellipse_path = tmp_path / "edet.txt"
+    ellipse_path.write_text("x/img\n1\n10 5 0 -20 15 0.9\n")
+    edets = fddb.read_detections(ellipse_path, gt, "ellipse")
+    assert fddb.disc_roc_text(fddb.evaluate(gt, edets, sizes, convention).curve) == "0 1 0.9\n"
+
+
+def test_huge_rectangle_covers_the_whole_image_without_warnings(tmp_path, monkeypatch):
+    import warnings
+
+    monkeypatch.setenv("FACEBENCH_CACHE", "")
+    texts = set()
+    for box in ("-1000 -1000 2000 2000", "-1e20 -1e20 2e20 2e20", "-1e300 -1e300 1e308 1e308", "0 0 1e308 1e308"):
+        gt, sizes, path = _one_image(tmp_path, "1\n10 10 0 25 25 1\n", f"1\n{box} 0.9\n")
+        dets = fddb.read_detections(path, gt, "rect")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            result = fddb.evaluate(gt, dets, sizes, "opencv4")
+        assert fddb.pair_overlaps(gt, dets, sizes, "opencv4").det_area.tolist() == [2500]
+        texts.add(fddb.cont_roc_text(result.curve))
+    assert texts == {"0.1388 1\n"}  # 347 / 2500
+
+
+@pytest.mark.parametrize("angle", ["1e300", "-4e7"])
+def test_huge_ellipse_angle_is_an_input_error(tmp_path, angle):
+    (tmp_path / "ann.txt").write_text(f"x/img\n1\n20 5 {angle} 25 25 1\n")
+    with pytest.raises(InputError) as excinfo:
+        fddb.load_annotations(tmp_path / "ann.txt")
+    assert f"{tmp_path / 'ann.txt'}:3:" in _error(excinfo) and "angle" in _error(excinfo)
+    gt, _, path = _one_image(tmp_path, "1\n10 10 0 25 25 1\n", f"1\n20 5 {angle} 25 25 0.9\n")
+    with pytest.raises(InputError, match=f"{path}:3: ellipse angle"):
+        fddb.read_detections(path, gt, "ellipse")
+
+
+@pytest.mark.parametrize("text, line, message", [
+    # an ellipse line among rectangles: the count of the first region line decides
+    ("a/imgA\n2\n25 30 30 40 0.9\n19.5 14.5 1.55 40.4 50.5 0.9\nb/imgB\n0\nc/imgC\n0\n", 4, "6 fields"),
+    ("a/imgA\n0\nb/imgB\n1\n30 10 40 60 0.7 1\nc/imgC\n1\n1 1 5 5 0.1\n", 8, "first region line (line 5) has 6"),
+    ("a/imgA\n1\n25 30 30 40 0.9 7 junk\nb/imgB\n1\n30 10 40 60 0.7\nc/imgC\n0\n", 3, "not a number: 'junk'"),
+    ("a/imgA\n1\n25 30 30 40 0.9 x\nb/imgB\n0\nc/imgC\n0\n", 3, "not a number: 'x'"),
+    ("a/imgA\n1\n1_0 30 30 40 0.9\nb/imgB\n0\nc/imgC\n0\n", 3, "not a number: '1_0'"),
+    ("a/imgA\n1\n\u0661\u0662 30 30 40 0.9\nb/imgB\n0\nc/imgC\n0\n", 3, "not a number"),
+    ("a/imgA\n\u0661\nb/imgB\n0\nc/imgC\n0\n", 2, "expected the number of detections"),
+])
+def test_region_fields_must_be_consistent_ascii_numbers(mini, text, line, message):
+    gt, _, _ = load(mini)
+    mini["rects"].write_text(text, encoding="utf-8")
+    with pytest.raises(InputError) as excinfo:
+        fddb.read_detections(mini["rects"], gt, "rect")
+    assert f"{mini['rects']}:{line}:" in _error(excinfo) and message in _error(excinfo)
+
+
+def test_ellipse_file_read_as_rectangles_warns_once_and_evaluates(mini, capsys):
+    gt, _, _ = load(mini)
+    capsys.readouterr()
+    dets = fddb.read_detections(mini["ellipse_dets"], gt, "rect")  # 6 numbers per line
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{mini['ellipse_dets']}:3:" in err[0] and "--format ellipse" in err[0]
+    assert dets.regions[0].tolist() == [19.5, 14.5, 1.55, 40.4] and dets.scores[0] == 50.5  # first 5, as official
+    fddb.read_detections(mini["rects"], gt, "rect")
+    assert capsys.readouterr().err == ""
+
+
+def test_count_lines_read_ascii_digits_like_cpp(mini):
+    gt, _, _ = load(mini)
+    mini["rects"].write_text("a/imgA\n1_0\n25 30 30 40 0.9\nb/imgB\n3abc\n1 1 2 2 0.1\n1 1 2 2 0.2\n1 1 2 2 0.3\n"
+                             "c/imgC\n1e0\n1 1 2 2 0.4\n")
+    assert np.diff(fddb.read_detections(mini["rects"], gt, "rect").det_start).tolist() == [1, 3, 1]
+
+
+@pytest.mark.parametrize("first", ["a/imgA 100.0 100.0", "a/imgA 1e2 100", "image width height",
+                                   "image\twidth\theight"])
+def test_size_table_integer_valued_sizes_and_header(mini, first):
+    gt = fddb.load_folds(mini["folds"], ["01"])
+    mini["sizes"].write_text(f"{first}\na/imgA 100 100\nb/imgB 60 80\nc/imgC 50 50\n")
+    sizes = fddb.read_size_table(mini["sizes"], gt)
+    assert sizes.width.tolist() == [100, 60, 50] and sizes.height.tolist() == [100, 80, 50]
+
+
+@pytest.mark.parametrize("text, line, message", [
+    ("a/imgA 100.5 100\nb/imgB 60 80\nc/imgC 50 50\n", 1, "whole pixels"),
+    ("b/imgB 60 80\na/imgA 100 99.9\nc/imgC 50 50\n", 2, "whole pixels"),
+    ("a/imgA 1_00 100\nb/imgB 60 80\nc/imgC 50 50\n", 1, "integers"),
+    ("a/imgA width 100\nb/imgB 60 80\nc/imgC 50 50\n", 1, "integers"),
+    ("a/imgA \u0661\u0660 100\nb/imgB 60 80\nc/imgC 50 50\n", 1, "integers"),
+    ("a/imgA 1e400 100\nb/imgB 60 80\nc/imgC 50 50\n", 1, "whole pixels"),
+    ("a/imgA 1e10 100\nb/imgB 60 80\nc/imgC 50 50\n", 1, "beyond"),
+])
+def test_size_table_rejects_non_integer_sizes(mini, text, line, message):
+    gt = fddb.load_folds(mini["folds"], ["01"])
+    mini["sizes"].write_text(text, encoding="utf-8")
+    with pytest.raises(InputError) as excinfo:
+        fddb.read_size_table(mini["sizes"], gt)
+    assert f"{mini['sizes']}:{line}:" in _error(excinfo) and message in _error(excinfo)

@@ -122,3 +122,89 @@ def test_cli_ci_adds_intervals_containing_the_point(mini, tmp_path, capsys):
     doc = json.loads((tmp_path / "r.json").read_text())
     lo, hi = doc["ci95"]["disc_tpr_at_1000fp"]
     assert lo <= doc["metrics"]["disc_tpr_at_1000fp"] <= hi
+
+
+def _errors(err: str) -> list[str]:
+    return [line for line in err.splitlines() if line.startswith("error:")]
+
+
+def _base(mini) -> list[str]:
+    return ["eval", "fddb", str(mini["rects"]), "--folds-dir", str(mini["folds"]), "--image-sizes", str(mini["sizes"])]
+
+
+def test_cli_bad_plot_suffix_fails_before_evaluation(mini, tmp_path, capsys):
+    code, out, err = run_cli(_base(mini) + ["--plot", str(tmp_path / "roc.xyz"), "--out", str(tmp_path / "r.json")],
+                             capsys)
+    assert code == 2 and "disc TPR" not in out and not (tmp_path / "r.json").exists()
+    assert len(_errors(err)) == 1 and "roc.xyz" in _errors(err)[0]
+
+
+@pytest.mark.parametrize("option", ["--out", "--plot"])
+def test_cli_refuses_to_overwrite_an_input(mini, capsys, option):
+    target = mini["sizes"] if option == "--out" else mini["sizes"].with_suffix(".png")
+    if option == "--plot":
+        target.write_bytes(b"")
+        code, _, err = run_cli(_base(mini) + [option, str(target), "--overlay", str(target)], capsys)
+    else:
+        code, _, err = run_cli(_base(mini) + [option, str(target)], capsys)
+    assert code == 2 and "refusing to overwrite" in err and len(_errors(err)) == 1
+    assert option != "--out" or target.read_text().startswith("image")
+
+
+def test_cli_roc_prefix_files_are_checked_too(mini, tmp_path, capsys):
+    published = tmp_path / "OtherDiscROC.txt"
+    published.write_text("0.5 3 0.1\n")
+    code, out, err = run_cli(_base(mini) + ["--roc-prefix", str(tmp_path / "Other"), "--plot", str(tmp_path / "p.png"),
+                                            "--overlay", str(published)], capsys)
+    assert code == 2 and "--roc-prefix" in err and published.read_text() == "0.5 3 0.1\n" and "disc TPR" not in out
+
+
+def test_cli_overlay_needs_plot(mini, tmp_path, capsys):
+    published = tmp_path / "Other_DiscROC.txt"
+    published.write_text("0.5 3 0.1\n")
+    code, out, err = run_cli(_base(mini) + ["--overlay", str(published)], capsys)
+    assert code == 2 and _errors(err) == ["error: --overlay needs --plot (overlays are only drawn in the figure)"]
+    assert "disc TPR" not in out
+
+
+def test_cli_empty_overlay_is_one_error_line(mini, tmp_path, capsys):
+    empty = tmp_path / "EmptyDiscROC.txt"
+    empty.write_text("")
+    code, out, err = run_cli(_base(mini) + ["--plot", str(tmp_path / "p.png"), "--overlay", str(empty)], capsys)
+    assert code == 2 and err.strip().splitlines() == [f"error: {empty}: no ROC points (empty file)"]
+    assert "disc TPR" not in out
+
+
+def test_cli_ellipse_file_as_rectangles_warns(mini, capsys):
+    args = ["eval", "fddb", str(mini["ellipse_dets"]), "--folds-dir", str(mini["folds"]), "--image-sizes",
+            str(mini["sizes"])]
+    code, _, err = run_cli(args, capsys)
+    assert code == 0 and sum("--format ellipse" in line for line in err.splitlines()) == 1
+
+
+def test_legend_lists_the_evaluated_methods_first():
+    from facebench.plots.roc import legend_layout, legend_order
+
+    fp = np.array([0, 500, 1000])
+    published = [RocSeries(f"p{k}", fp, np.array([0.1, 0.5, 0.5 + k / 100]), published=True) for k in range(40)]
+    mine = [RocSeries("mine", fp, np.array([0.0, 0.1, 0.2])), RocSeries("also mine", fp, np.array([0.0, 0.1, 0.3]))]
+    ordered = legend_order(published[:20] + mine[:1] + published[20:] + mine[1:], 1000)
+    assert [s.label for s in ordered[:3]] == ["mine", "also mine", "p39"]
+    assert legend_layout(3)["loc"] == "lower right"
+    many = legend_layout(42)
+    assert many["loc"] == "upper left" and many["bbox_to_anchor"][0] > 1 and many["ncol"] == 2
+
+
+def test_plot_with_many_overlays_keeps_the_legend_in_the_figure(tmp_path):
+    from PIL import Image
+
+    fp = np.array([0, 500, 1000])
+    series = [RocSeries("mine", fp, np.array([0.0, 0.1, 0.2]))]
+    series += [RocSeries(f"published method {k}", fp, np.array([0.1, 0.5, 0.5 + k / 100]), published=True)
+               for k in range(36)]
+    plot_roc_panels({"discrete": series, "continuous": series}, tmp_path / "roc.png")
+    with Image.open(tmp_path / "roc.png") as im:
+        pixels = np.asarray(im.convert("L"))
+    # cropped to what was drawn (bbox_inches="tight"): the legend beside each panel widens the figure
+    assert pixels.shape[1] > 2 * 6.5 * 130 and pixels.shape[0] >= 5 * 130 - 10
+    assert (pixels[:, -5:] == 255).all()  # only the crop margin at the right: nothing runs off

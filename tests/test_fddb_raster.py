@@ -248,3 +248,46 @@ def test_run_intersections_equal_mask_counts():
 def test_unknown_convention_is_rejected():
     with pytest.raises(ValueError, match="opencv21"):
         R.check_convention("opencv3")
+
+
+# -- regions that paint nothing, zero axes, coordinates far beyond the image ----------------------------------
+
+
+@pytest.mark.parametrize("convention", ALL)
+def test_ellipses_beside_the_image_paint_nothing(convention):
+    """Within the image's rows but left / right of it: area 0, not an IndexError (every vertex step)."""
+    ra, rb, cx = [10, 5, 2, 12], [5, 4, 1, 12], [-20, 80, -5, 90]
+    for keep in ([0], [0, 1], [0, 1, 2, 3]):
+        args = [np.array(v, dtype=float)[keep] for v in (ra, rb, [0, 0.3, 1, -1], cx, [15, 15, 25, 25])]
+        runs = R.rasterise_ellipses(*args, [50] * len(keep), [50] * len(keep), convention)
+        assert runs.areas().tolist() == [0] * len(keep)
+        assert all(not m.any() for m in masks_of(runs, [50] * len(keep), [50] * len(keep)))
+    mixed = R.rasterise_ellipses([10, 10], [5, 5], [0, 0], [-20, 25], [15, 25], [50, 50], [50, 50], convention)
+    ref = R.ellipse_mask_reference(10, 5, 0, 25, 25, 50, 50, convention)
+    assert mixed.areas().tolist() == [0, int(ref.sum())]
+
+
+@pytest.mark.parametrize("convention", ALL)
+def test_zero_and_fractional_axes_equal_literal_loops(convention):
+    cases = [(0, 0), (0.4, 0), (-0.5, 0.9), (0, 12), (20, 0), (0.99, 7.5), (-0.2, 30)]
+    ra, rb = (np.array(col, dtype=float) for col in zip(*cases))
+    n = len(cases)
+    theta, cx, cy = np.linspace(-2, 2, n), np.full(n, 30.5), np.full(n, 29.0)
+    runs = R.rasterise_ellipses(ra, rb, theta, cx, cy, np.full(n, 60), np.full(n, 60), convention)
+    for i, mask in enumerate(masks_of(runs, [60] * n, [60] * n)):
+        ref = R.ellipse_mask_reference(ra[i], rb[i], theta[i], cx[i], cy[i], 60, 60, convention)
+        assert np.array_equal(mask, ref) and mask.any(), (convention, cases[i])
+
+
+def test_rectangles_far_beyond_the_image_are_clipped_without_warnings():
+    import warnings
+
+    boxes = [(-1e20, -1e20, 2e20, 2e20), (-1e300, 5, 1e308, 10), (1e308, 0, 1e308, 5), (0, 0, 1e308, 1e308),
+             (-3e9, 10, 3e9 + 20, 1), (60, 0, 1e20, 10), (-1e20, 0, 1e20 - 1e4, 10)]
+    x, y, w, h = (np.array(col) for col in zip(*boxes))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = R.rasterise_rectangles(x, y, w, h, np.full(len(boxes), 50), np.full(len(boxes), 40))
+    assert got.areas().tolist() == [2000, 50 * 11, 0, 2000, 21 * 2, 0, 0]
+    for k, box in enumerate(boxes):
+        assert R.rectangle_mask_reference(*box, 50, 40).sum() == got.areas()[k]

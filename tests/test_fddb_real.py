@@ -169,3 +169,29 @@ def test_all_official_roc_curves_read(shared_data):
         kinds[roc.kind] += 1
         assert len(roc.tpr) == len(roc.fp) > 0 and roc.tpr.max() <= 1.0
     assert kinds["disc"] >= 35 and kinds["cont"] >= 35
+
+
+@pytest.mark.parametrize("name", ["MTCNN_imistyrain", "jfda_imistyrain", "MTCNN_hualitlc/predict.txt",
+                                  "retinaface-mobilenet0.25_thflgg133/FDDB_dets.txt",
+                                  "faceboxes_lippman1125/fddb_faceboxes_result.txt"])
+def test_published_detection_files_read_without_field_warnings(fddb_data, capsys, name):
+    root, gt, _ = fddb_data
+    capsys.readouterr()
+    dets = fddb.read_detections(require(root / "results" / name), gt, "rect")
+    assert dets.count > 0 and "numbers" not in capsys.readouterr().err
+
+
+def test_plot_with_all_official_overlays_lists_the_evaluated_method_first(fddb_data, tmp_path):
+    from facebench.commands.eval_fddb import overlay_series
+    from facebench.plots.roc import RocSeries, legend_order, plot_roc_panels
+
+    root, gt, sizes = fddb_data
+    result = fddb.evaluate(gt, fddb.read_detections(require(root / "results" / "jfda_imistyrain"), gt), sizes,
+                           "opencv4")
+    panels = overlay_series([require(root / "results" / "official_roc_curves")])
+    assert len(panels["discrete"]) >= 35
+    panels["discrete"].insert(len(panels["discrete"]) // 2, RocSeries("jfda", result.curve.fp,
+                                                                      result.curve.disc_tpr))
+    assert legend_order(panels["discrete"], 1000)[0].label == "jfda"
+    plot_roc_panels(panels, tmp_path / "roc.png")
+    assert (tmp_path / "roc.png").stat().st_size > 50_000

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from facebench.errors import InputError
+from facebench.errors import InputError, check_output_paths
 from facebench.results import records_path
 
 CONVENTIONS = ("opencv21", "negated-angle", "opencv4")
@@ -55,6 +55,29 @@ def resolve_sizes(gt, image_sizes: Path | None, images: Path | None, data_root: 
                      "--image-sizes FILE.tsv (columns image width height) or --images DIR, or set "
                      "FACEBENCH_FDDB_SIZES")
 
+
+def input_files(*paths: Path | str | None) -> list[Path]:
+    """The named inputs, folders expanded to the files directly inside them (what an output must not replace)."""
+    files: list[Path] = []
+    for path in paths:
+        if path is None:
+            continue
+        path = Path(path)
+        files.extend(sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path])
+    return files
+
+
+def check_outputs(inputs: list[Path], out: Path | None, plot: Path | None, roc_prefix: str | None,
+                  overlays: tuple[Path, ...]) -> None:
+    """Refuse, before any evaluation, outputs that cannot be written or would replace an input."""
+    if overlays and plot is None:
+        raise InputError(None, None, "--overlay needs --plot (overlays are only drawn in the figure)")
+    check_output_paths(inputs, plot=plot, out=out)
+    if out is not None:
+        check_output_paths(inputs, out=records_path(out))
+    if roc_prefix:
+        for name in ("DiscROC.txt", "ContROC.txt"):
+            check_output_paths(inputs, roc_prefix=Path(roc_prefix + name))
 
 
 def overlay_series(paths):
@@ -111,6 +134,10 @@ def fddb_command(detections: Path, folds_dir: Path | None, annotations: Path | N
     from protocols import fddb
     from protocols.fddb_raster import MSVC_PI
 
+    env_sizes = os.environ.get("FACEBENCH_FDDB_SIZES") or None
+    check_outputs(input_files(detections, folds_dir, annotations, image_sizes, env_sizes, *overlays), out, plot,
+                  roc_prefix, overlays)
+    panels = overlay_series(overlays)  # read before the evaluation, so a bad overlay fails fast
     started = time.perf_counter()
     gt = resolve_ground_truth(folds_dir, annotations, data_root)
     sizes = resolve_sizes(gt, image_sizes, images, data_root)
@@ -148,7 +175,6 @@ def fddb_command(detections: Path, folds_dir: Path | None, annotations: Path | N
 
         name = label or (detections.stem if detections.is_file() else detections.resolve().name)
         c = result.curve
-        panels = overlay_series(overlays)
         panels["discrete"].insert(0, RocSeries(name, c.fp, c.disc_tpr))
         panels["continuous"].insert(0, RocSeries(name, c.fp, c.cont_tpr))
         plot_roc_panels(panels, plot, title="FDDB")
