@@ -361,7 +361,6 @@ def test_text_reader(tmp_path):
 
 
 @pytest.mark.parametrize("rows, line, message", [
-    (["img1 0.9 1 2 3 4", "nope 0.8 1 2 3 4"], 2, "unknown image id 'nope'"),
     (["img1 0.9 10 2 5 4"], 1, "coordinates out of order"),
     (["img1 0.9 1 20 5 4"], 1, "coordinates out of order"),
     (["img1 0.9 1 2 3 4", "img1 abc 1 2 3 4"], 2, "score 'abc' is not a number"),
@@ -495,7 +494,7 @@ def test_cli_without_annotations_found(tmp_path, capsys, monkeypatch):
 
 
 @pytest.mark.parametrize("rows, extra, expected", [
-    (["ghost 0.9 1 2 3 4"], [], "dets.txt:1: unknown image id 'ghost'"),
+    (["ghost 0.9 1 2 3 4"], ["--strict-ids"], "dets.txt:1: unknown image id 'ghost'"),
     (["img1 0.9 5 2 3 4"], [], "dets.txt:1: coordinates out of order"),
     ([], [], "dets.txt: empty detection file"),
     (["img1 x 1 2 3 4"], [], "dets.txt:1: score 'x' is not a number"),
@@ -531,3 +530,169 @@ def test_cli_ci_adds_intervals_to_the_json_and_the_output(tmp_path, capsys, smal
     code, out, _ = run_cli(["eval", "afw", str(dets), "--annotations", small_gt.path, "--out",
                             str(tmp_path / "plain.json")], capsys)
     assert code == 0 and "95% interval" not in out and "ci95" not in json.loads((tmp_path / "plain.json").read_text())
+
+
+# ---------------------------------------------------------------------------------------------------------------- audit fixes
+@pytest.mark.parametrize("extra, option", [
+    (["--min-width", "-5"], "--min-width"), (["--min-height", "-1"], "--min-height"),
+    (["--min-width", "-5", "--min-height", "-5"], "--min-width"), (["--min-width", str(10 ** 400)], "--min-width"),
+    (["--overlap", "-1"], "--overlap"), (["--overlap", "nan"], "--overlap"), (["--overlap", "1.5"], "--overlap"),
+    (["--overlap", "0"], "--overlap"), (["--overlap", "1"], "--overlap"), (["--overlap", "inf"], "--overlap"),
+    (["--iterations", "0"], "--iterations"), (["--iterations", "1001"], "--iterations"),
+])
+def test_cli_rejects_bad_numbers_up_front(tmp_path, capsys, small_gt, extra, option):
+    dets = det_file(tmp_path, ["img1 0.9 100 100 199 199"])
+    code, out, err = run_cli(["eval", "afw", str(dets), "--annotations", small_gt.path] + extra, capsys)
+    assert code == 2 and out == ""
+    assert err.startswith(f"error: {option}: ") and len(err.strip().splitlines()) == 1
+
+
+def test_api_rejects_bad_sizes_and_overlaps(tmp_path, small_gt):
+    with pytest.raises(ValueError, match="min_width"):
+        load_ground_truth("afw", small_gt.path, min_width=-5)
+    with pytest.raises(ValueError, match="min_height"):
+        minimum_detection_size(30, float("nan"))
+    dets = read_detections(det_file(tmp_path, ["img1 0.9 100 100 199 199"]))
+    for bad in (-1.0, 0.0, 1.0, 1.5, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="overlap"):
+            evaluate(small_gt, dets, overlap_threshold=bad)
+    assert minimum_detection_size(0, 0) == 0
+
+
+@pytest.mark.parametrize("images, extra", [
+    ([("a.jpg", [[0, 0, 99, 99, 0, 1]])], []),  # every face flagged
+    ([("a.jpg", []), ("b.jpg", [])], []),  # no faces at all
+    (GT_IMAGES, ["--min-width", "100000"]),  # the size rule leaves none
+])
+def test_no_countable_faces_is_an_error(tmp_path, capsys, images, extra):
+    gt_path = write_struct_annotations(tmp_path / "g.mat", images)
+    dets = det_file(tmp_path, ["a 0.9 0 0 99 99"])
+    code, out, err = run_cli(["eval", "afw", str(dets), "--annotations", str(gt_path)] + extra, capsys)
+    assert code == 2 and "AP" not in out
+    assert err.startswith(f"error: {gt_path}: no faces left to count") and len(err.strip().splitlines()) == 1
+    with pytest.raises(InputError, match="no faces left to count"):
+        evaluate(load_ground_truth("afw", gt_path, min_width=100000), read_detections(dets))
+
+
+@pytest.mark.parametrize("separator", ["\x0c", "\x0b", "\x85", "\u2028", "\u2029", "\x1c"])
+def test_line_numbers_count_only_lf_crlf_cr(tmp_path, small_gt, separator):
+    good = "img1 0.9 100 100 199 199"
+    path = tmp_path / "d.txt"
+    path.write_text(f"{good}{separator}\r\n{good}\rimg1{separator}0.8 1 2 3 4\n{good}\nimg1 0.5 1 2\n",
+                    encoding="utf-8", newline="")
+    with pytest.raises(InputError, match="expected 6 fields") as info:
+        read_detections(path)
+    assert info.value.line == 5
+    header = "person;prefix;filename;original;transformed;width;height;face x;face y;face width;face height"
+    csv_path = tmp_path / "p.csv"
+    csv_path.write_text(f"{header}\np;n{separator}x;img1.jpg;a;a;5;4;1;1;9;9\r\np;n;img1.jpg;a;a;5;4;1;one;9;9\n",
+                        encoding="utf-8", newline="")
+    with pytest.raises(InputError, match="must be integers") as info:
+        read_detections(csv_path)
+    assert info.value.line == 3
+
+
+def test_picasa_csv_must_be_utf8(tmp_path, capsys, small_gt):
+    header = "person;prefix;filename;original;transformed;width;height;face x;face y;face width;face height"
+    path = tmp_path / "p.csv"
+    path.write_bytes((header + "\np;n;img1.jpg;a;a;5;4;100;100;99;99\np;n;caf\xe9.jpg;a;a;5;4;1;1;9;9\n")
+                     .encode("latin-1"))
+    with pytest.raises(InputError, match=r"not UTF-8 text \(byte 0xe9\)") as info:
+        read_detections(path)
+    assert info.value.line == 3
+    code, _, err = run_cli(["eval", "afw", str(path), "--annotations", small_gt.path], capsys)
+    assert code == 2 and f"{path}:3: detection file is not UTF-8 text (byte 0xe9)" in err
+
+
+def test_anno_cells_reject_non_finite_coordinates(tmp_path, capsys):
+    path = write_anno_cells(tmp_path / "anno2.mat", [("1.jpg", [[0, 0, 99, float("nan")]]), ("2.jpg", [])])
+    with pytest.raises(InputError, match=r"anno\{1,2\} holds non-finite coordinates"):
+        load_ground_truth("afw", path)
+    write_anno_cells(tmp_path / "inf.mat", [("1.jpg", [[0, 0, 99, 99]]), ("2.jpg", [[0, float("inf"), 9, 9]])])
+    with pytest.raises(InputError, match=r"anno\{2,2\} holds non-finite"):
+        load_ground_truth("afw", tmp_path / "inf.mat")
+
+
+def test_huge_coordinates_compute_without_warnings(tmp_path, capsys, small_gt):
+    import warnings
+
+    rows = ["img1 0.9 100 100 199 199", "img1 0.5 1 1 1e200 1e200", "img2 0.4 -1e308 -1e308 1e308 1e308"]
+    path = det_file(tmp_path, rows)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = evaluate(small_gt, read_detections(path))
+    # The toolbox's Python floats overflow the same way: the huge boxes are FPs.
+    assert res.tp.tolist() == [True, False, False] and res.fp.tolist() == [False, True, True]
+    assert res.ap == pytest.approx(1 / 3, abs=1e-15)
+    code, out, err = run_cli(["eval", "afw", str(path), "--annotations", small_gt.path], capsys)
+    assert code == 0 and err == "" and "AP 33.33" in out
+
+
+def test_output_paths_are_checked_before_evaluating(tmp_path, capsys, small_gt):
+    dets = det_file(tmp_path, ["img1 0.9 100 100 199 199"])
+    base = ["eval", "afw", str(dets), "--annotations", small_gt.path]
+    code, out, err = run_cli(base + ["--plot", str(tmp_path / "p.xyz")], capsys)
+    assert code == 2 and out == "" and "--plot: cannot write a '.xyz' figure" in err
+    code, out, err = run_cli(base + ["--plot", str(dets / "p.png")], capsys)
+    assert code == 2 and out == "" and "is a file, not a folder" in err
+    code, out, err = run_cli(base + ["--out", str(dets)], capsys)
+    assert code == 2 and out == "" and "--out: refusing to overwrite an input file" in err
+    assert dets.read_text().startswith("img1 0.9")
+    code, out, err = run_cli(base + ["--out", str(tmp_path / "r.png"), "--plot", str(tmp_path / "r.png")], capsys)
+    assert code == 2 and "same file as --out" in err
+    code, out, err = run_cli(base + ["--plot", str(tmp_path / "new" / "sub" / "p.png")], capsys)
+    assert code == 0, err
+    assert (tmp_path / "new" / "sub" / "p.png").is_file()
+
+
+def test_help_text_is_formatted_and_names_both_size_options(capsys):
+    for dataset in ("afw", "pascal"):
+        code, out, _ = run_cli(["eval", dataset, "--help"], capsys)
+        text = " ".join(out.split())
+        assert code == 0 and "{dataset}" not in text and f"(default: {dataset}/annotations/ under" in text
+        min_height = text[text.index("--min-height INTEGER"):text.index("--overlap FLOAT")]
+        assert "detection size filter" in min_height and "--strict-ids" in text
+
+
+def test_unknown_image_ids_are_false_positives_with_one_warning(tmp_path, capsys, small_gt):
+    from facebench.bootstrap import intervals_for_file
+
+    rows = ["img1 0.9 100 100 199 199", "ghost.jpg 0.85 100 100 199 199", "img2 0.8 10 10 109 109",
+            "ghost 0.7 0 0 50 50", "other 0.6 0 0 50 50", "img1 0.5 300 100 399 199"]
+    path = det_file(tmp_path, rows)
+    res = evaluate(small_gt, read_detections(path), iterations=1)
+    assert capsys.readouterr().err.count("warning:") == 1
+    assert res.tp.tolist() == [True, False, True, False, False, True]
+    assert res.fp.tolist() == [False, True, False, True, True, False]
+    assert res.ap == pytest.approx(1 / 3 + 1 / 3 * 2 / 3 + 1 / 3 * 3 / 6, abs=1e-15)
+    assert res.n_detections_unknown_image == 3 and res.to_document()["metrics"]["n_detections_unknown_image"] == 3
+    # Records: each unknown id is an extra image without faces, so the bootstrap resamples its FPs.
+    assert res.image_keys == ("img1", "img2", "img3", "ghost", "other")
+    assert res.positives_per_image.tolist() == [2, 1, 0, 0, 0]
+    assert [res.image_keys[i] for i in res.image_index] == ["img1", "ghost", "img2", "ghost", "other", "img1"]
+    with pytest.raises(InputError, match="unknown image id 'ghost'") as info:
+        evaluate(small_gt, read_detections(path), strict_ids=True)
+    assert info.value.line == 2
+    out_json = tmp_path / "r.json"
+    code, out, err = run_cli(["eval", "afw", str(path), "--annotations", small_gt.path, "--out", str(out_json),
+                              "--ci"], capsys)
+    assert code == 0, err
+    assert err.strip().splitlines() == [f"warning: {path}:2: 3 detection(s) with image ids not in gt.mat counted "
+                                        "as false positives (first: 'ghost'; --strict-ids makes this an error)"]
+    doc = json.loads(out_json.read_text())
+    assert doc["metrics"]["n_detections_unknown_image"] == 3 and doc["metrics"]["n_fp"] == 3
+    low, high = intervals_for_file(out_json)["ap"]
+    assert low <= doc["metrics"]["ap"] <= high
+    code, _, err = run_cli(["eval", "afw", str(path), "--annotations", small_gt.path, "--strict-ids"], capsys)
+    assert code == 2 and err.strip() == (f"error: {path}:2: unknown image id 'ghost': not in gt.mat "
+                                         "(3 detections with unknown ids in all)")
+
+
+def test_11point_ap_is_nan_like_the_toolbox(tmp_path, small_gt):
+    # A leading dropped detection gives a NaN precision; the toolbox's max over recall >= 0 keeps it: NaN.
+    rows = ["img1 0.99 600 100 699 199", "img1 0.9 100 100 199 199"]
+    res = evaluate(small_gt, read_detections(det_file(tmp_path, rows)), iterations=1)
+    assert res.ap == pytest.approx(1 / 3) and np.isnan(res.ap_11point)
+    assert res.to_document()["metrics"]["ap_11point"] is None
+    assert np.isnan(voc_ap_11point(np.array([0.0, 0.5]), np.array([np.nan, 1.0])))
+    assert voc_ap_11point(np.array([]), np.array([])) == 0.0

@@ -165,3 +165,15 @@ def test_cli_data_root_finds_the_annotations(shared_data, capsys):
     code, out, err = run_cli(["eval", "afw", str(dets), "--data-root", str(shared_data)], capsys)
     assert code == 0, err
     assert "AP 99.85" in out
+
+
+def test_unknown_image_id_counts_as_a_false_positive(shared_data, tmp_path, capsys):
+    # HeadHunter's AFW file plus one detection of an image not in AFW: the toolbox (and the audit's independent
+    # re-implementation) count it as a FP; the AP drops from 0.97141582276809 to 0.968882281200446.
+    source = require(shared_data / "afw" / "results" / "HeadHunter_Mathias2014" / "Headhunter.txt")
+    path = tmp_path / "unknown_id.txt"
+    path.write_text(source.read_text() + "9999999999 0.99 10 10 100 100\n")
+    result = evaluate(ground_truth(shared_data, "afw"), read_detections(path))
+    assert result.ap == pytest.approx(0.968882281200446, abs=1e-12)
+    assert result.n_detections_unknown_image == 1 and int(result.tp.sum()) == 462
+    assert "9999999999" in capsys.readouterr().err

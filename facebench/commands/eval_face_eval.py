@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
 import click
 
-from facebench.errors import InputError
+from facebench.errors import InputError, check_output_paths
 from facebench.results import records_path
 
 DATASET_TITLES = {"afw": "AFW", "pascal": "PASCAL Face"}
@@ -22,9 +23,35 @@ BASELINE_LABELS = {
 }
 
 
+MAX_ITERATIONS = 1000  # the correction converges in a few rounds; more only burns time
+MAX_MIN_SIZE = 10 ** 9  # pixels; keeps int(sqrt(0.5 * w * h)) within float range
+
+
+def _option_error(param: click.Parameter, message: str) -> InputError:
+    """A bad option value as the one-line error the CLI prints (click's own errors add usage lines)."""
+    return InputError(None, None, f"{param.opts[0]}: {message}")
+
+
 def _check_iterations(ctx: click.Context, param: click.Parameter, value: int) -> int:
+    """--iterations: an integer from 1 to MAX_ITERATIONS."""
     if value < 1:
-        raise click.BadParameter("must be >= 1 (1 = no box correction; the toolbox computes no PR with 0)")
+        raise _option_error(param, "must be >= 1 (1 = no box correction; the toolbox computes no PR with 0)")
+    if value > MAX_ITERATIONS:
+        raise _option_error(param, f"must be at most {MAX_ITERATIONS} (the box correction converges in a few)")
+    return value
+
+
+def _check_min_size(ctx: click.Context, param: click.Parameter, value: int) -> int:
+    """--min-width / --min-height: a whole number of pixels from 0 to MAX_MIN_SIZE."""
+    if not 0 <= value <= MAX_MIN_SIZE:
+        raise _option_error(param, f"must be a number of pixels from 0 to {MAX_MIN_SIZE}, got {value}")
+    return value
+
+
+def _check_overlap(ctx: click.Context, param: click.Parameter, value: float) -> float:
+    """--overlap: a finite IoU threshold strictly between 0 and 1."""
+    if not math.isfinite(value) or not 0.0 < value < 1.0:
+        raise _option_error(param, f"must be a number strictly between 0 and 1, got {value}")
     return value
 
 
@@ -95,7 +122,7 @@ def overlay_files(items: tuple[str, ...], exclude: str | os.PathLike | None = No
     return unique
 
 
-def overlay_curves(files: list[Path], gt, iterations: int, benchmark: str):
+def overlay_curves(files: list[Path], gt, iterations: int, benchmark: str, strict_ids: bool = False):
     """PR curves to draw beside the main one: detection files evaluated here, result JSONs read as saved."""
     import numpy as np
 
@@ -118,7 +145,8 @@ def overlay_curves(files: list[Path], gt, iterations: int, benchmark: str):
                                   precision=np.asarray(pr["precision"], dtype=float),
                                   ap=None if ap is None else ap * 100.0, published=True))
             continue
-        result = evaluate(gt, read_detections(path), iterations=iterations, overlap_threshold=baseline_overlap(path))
+        result = evaluate(gt, read_detections(path), iterations=iterations, overlap_threshold=baseline_overlap(path),
+                          strict_ids=strict_ids)
         if is_point_baseline(path):
             curves.append(PRCurve(label=baseline_label(path), recall=result.recall[-1:],
                                   precision=result.precision[-1:], ap=None, published=True))
@@ -137,20 +165,25 @@ def interval_line(title: str, interval: tuple[float, float] | None, resamples: i
 
 def run_face_eval(dataset: str, detections: str, annotations: str | None, old_annotations: bool, iterations: int,
                   min_width: int, min_height: int, overlap: float, out: str | None, plot: str | None,
-                  overlays: tuple[str, ...], label: str | None, with_ci: bool = False) -> None:
+                  overlays: tuple[str, ...], label: str | None, with_ci: bool = False,
+                  strict_ids: bool = False) -> None:
     """Shared body of the afw and pascal commands."""
     from facebench.results import write_document
     from protocols.face_eval import evaluate, load_ground_truth, read_detections
 
+    if overlays and not plot:
+        raise InputError(None, None, "--overlay needs --plot")
     ann_path = resolve_annotations(dataset, annotations, old_annotations)
+    overlay_list = overlay_files(overlays, exclude=detections)  # check them before the main evaluation
+    check_output_paths([detections, ann_path, *overlay_list], plot=plot, out=out)
+    if out and plot and Path(out).resolve() == Path(plot).resolve():
+        raise InputError(plot, None, "--plot: same file as --out")
     gt = load_ground_truth(dataset, ann_path, min_width=min_width, min_height=min_height)
     if old_annotations and gt.style != "original":
         raise InputError(ann_path, None, "--old-annotations given, but this file holds the Mathias et al. 2014 "
                                          "re-annotation (ignore flags); pass the original file or its folder")
-    if overlays and not plot:
-        raise InputError(None, None, "--overlay needs --plot")
-    overlay_list = overlay_files(overlays, exclude=detections)  # check them before the main evaluation
-    result = evaluate(gt, read_detections(detections), iterations=iterations, overlap_threshold=overlap)
+    result = evaluate(gt, read_detections(detections), iterations=iterations, overlap_threshold=overlap,
+                      strict_ids=strict_ids)
     title = DATASET_TITLES[dataset]
     click.echo(f"{title}: AP {result.ap * 100:.2f} ({result.ap:.15g}) | {result.n_detections} detections "
                f"({result.n_detections_filtered} below {result.min_pixels} px dropped), "
@@ -174,7 +207,8 @@ def run_face_eval(dataset: str, detections: str, annotations: str | None, old_an
 
         curves = [PRCurve(label=label or baseline_label(detections), recall=result.recall,
                           precision=result.precision, ap=result.ap * 100.0)]
-        curves += overlay_curves(overlay_list, gt, iterations, dataset)
+        curves += overlay_curves(overlay_list, gt, iterations, dataset, strict_ids)
+        Path(plot).parent.mkdir(parents=True, exist_ok=True)  # like --out: a new folder is made
         plot_pr_panels({title: curves}, plot, ap_format="{:.2f}")
         click.echo(f"wrote {plot}")
 
@@ -186,18 +220,26 @@ def _face_eval_command(dataset: str) -> click.Command:
                                       f"annotations with ignore flags, IoU > 0.5, iterative box-style correction.")
     @click.argument("detections", type=click.Path(dir_okay=False))
     @click.option("--annotations", type=click.Path(), default=None,
-                  help="Annotation .mat, or a folder holding it (default: {dataset}/annotations/ under "
+                  help=f"Annotation .mat, or a folder holding it (default: {dataset}/annotations/ under "
                        "--data-root, $FACEBENCH_DATA_ROOT, $FACEBENCH_SHARED_DATA or ../shared/data).")
     @click.option("--data-root", type=click.Path(file_okay=False), default=None,
                   help=f"Root holding {dataset}/annotations/ (the layout `facebench run` reads).")
     @click.option("--old-annotations", is_flag=True, help="Use the original annotations (no ignore flags).")
     @click.option("--iterations", type=int, default=5, show_default=True, callback=_check_iterations,
-                  help="Box-correction iterations; the PR comes from the last one (1 = no correction).")
-    @click.option("--min-width", type=int, default=30, show_default=True,
-                  help="GT faces narrower than this are ignored (also sets the detection size filter).")
-    @click.option("--min-height", type=int, default=30, show_default=True,
-                  help="GT faces shorter than this are ignored.")
-    @click.option("--overlap", type=float, default=0.5, show_default=True, help="IoU threshold (strict >).")
+                  help=f"Box-correction iterations, 1 to {MAX_ITERATIONS}; the PR comes from the last one "
+                       "(1 = no correction).")
+    @click.option("--min-width", type=int, default=30, show_default=True, callback=_check_min_size,
+                  help="GT faces narrower than this (pixels, >= 0) are ignored. With --min-height it also sets "
+                       "the detection size filter: a detection is kept if its width or height exceeds "
+                       "int(sqrt(0.5 * min-width * min-height)) (21 px for the defaults).")
+    @click.option("--min-height", type=int, default=30, show_default=True, callback=_check_min_size,
+                  help="GT faces shorter than this (pixels, >= 0) are ignored; also sets the detection size "
+                       "filter (see --min-width).")
+    @click.option("--overlap", type=float, default=0.5, show_default=True, callback=_check_overlap,
+                  help="IoU threshold (strict >), between 0 and 1.")
+    @click.option("--strict-ids", is_flag=True,
+                  help="Stop at a detection whose image id is not in the annotations (default: count it as a "
+                       "false positive, as the toolbox does, with a warning).")
     @click.option("--out", type=click.Path(dir_okay=False), default=None,
                   help="Write the result JSON here (and X.records.npz beside it).")
     @click.option("--plot", type=click.Path(dir_okay=False), default=None, help="Write a PR plot (PNG/PDF).")
@@ -209,11 +251,11 @@ def _face_eval_command(dataset: str) -> click.Command:
                        "in the JSON.")
     def command(detections: str, annotations: str | None, data_root: str | None, old_annotations: bool, iterations: int, min_width: int,
                 min_height: int, overlap: float, out: str | None, plot: str | None, overlays: tuple[str, ...],
-                label: str | None, with_ci: bool) -> None:
+                label: str | None, with_ci: bool, strict_ids: bool) -> None:
         if annotations is None and data_root is not None:
             annotations = str(Path(data_root) / dataset / "annotations")
         run_face_eval(dataset, detections, annotations, old_annotations, iterations, min_width, min_height,
-                      overlap, out, plot, overlays, label, with_ci)
+                      overlap, out, plot, overlays, label, with_ci, strict_ids)
 
     return command
 

@@ -30,13 +30,14 @@ def voc_ap(recall: np.ndarray, precision: np.ndarray) -> float:
 
 
 def voc_ap_11point(recall: np.ndarray, precision: np.ndarray) -> float:
-    """The 11-point AP the toolbox computes but does not show (NaN precision points are skipped here)."""
+    """The 11-point AP the toolbox computes but does not show; NaN when a NaN precision reaches a maximum."""
     recall = np.asarray(recall, dtype=np.float64)
     precision = np.asarray(precision, dtype=np.float64)
     total = 0.0
     for threshold in np.linspace(0, 1, 11):
-        values = precision[(recall >= threshold) & ~np.isnan(precision)]
-        total = total + (float(values.max()) if values.size else 0.0) / 11.0
+        values = precision[recall >= threshold]
+        # np.max propagates NaN like the toolbox's max: leading dropped detections make the whole sum NaN.
+        total = total + (float(np.max(values)) if values.size else 0.0) / 11.0
     return total
 
 

@@ -9,7 +9,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from facebench.errors import InputError, read_input_text
+from facebench.errors import InputError, read_input_text, text_lines
 from facebench.io_mat import load_mat
 
 from protocols.face_eval.ground_truth import FaceEvalGroundTruth, image_key, mat_text
@@ -33,17 +33,23 @@ class Detections:
     def __len__(self) -> int:
         return len(self.scores)
 
-    def image_indices(self, gt: FaceEvalGroundTruth) -> np.ndarray:
-        """Position of each detection's image in `gt`; an unknown image id is an InputError at its line."""
+    def image_indices(self, gt: FaceEvalGroundTruth, strict: bool = True) -> np.ndarray:
+        """Position of each detection's image in `gt`; an unknown image id is an InputError at its line, or
+        -1 with strict=False."""
         lookup = gt.key_to_index
         index = np.fromiter((lookup.get(k, -1) for k in self.keys.tolist()), dtype=np.int64, count=len(self))
         unknown = np.flatnonzero(index < 0)
-        if unknown.size:
+        if unknown.size and strict:
             first = int(unknown[0])
             more = f" ({unknown.size} detections with unknown ids in all)" if unknown.size > 1 else ""
             raise self.error(first, f"unknown image id {str(self.keys[first])!r}: not in "
                                     f"{os.path.basename(gt.path)}{more}")
         return index
+
+    def location(self, position: int) -> str:
+        """Where detection `position` (0-based) came from: 'file:line' or 'file: entry N'."""
+        origin = int(self.origins[position])
+        return f"{self.path}:{origin}" if self.origin_is_line else f"{self.path}: entry {origin}"
 
     def error(self, position: int, message: str) -> InputError:
         """An InputError located at detection `position` (0-based) of this file."""
@@ -67,7 +73,7 @@ def read_detections(path: str | os.PathLike) -> Detections:
 def read_text(path: str | os.PathLike) -> Detections:
     """`image_name score x1 y1 x2 y2` per line (name may carry an extension; blank lines are skipped)."""
     path = os.fspath(path)
-    lines = read_input_text(path, "detection file").splitlines()
+    lines = text_lines(read_input_text(path, "detection file"))
     keys, values, origins = [], [], []
     for number, line in enumerate(lines, start=1):
         fields = line.split()
@@ -151,19 +157,21 @@ def read_picasa_csv(path: str | os.PathLike) -> Detections:
     """Picasa's `;`-separated export: header line, file name in column 3, integer x y w h in columns 8-11."""
     path = os.fspath(path)
     keys, rows, origins = [], [], []
-    with open(path, newline="", encoding="utf-8", errors="replace") as handle:
-        for number, fields in enumerate(csv.reader(handle, delimiter=";"), start=1):
-            if number == 1 or not fields:
-                continue
-            if len(fields) < 11:
-                raise InputError(path, number, f"expected at least 11 ';'-separated fields, got {len(fields)}")
-            try:
-                x, y, w, h = (int(v) for v in fields[7:11])
-            except ValueError:
-                raise InputError(path, number, "face x, y, width, height (columns 8-11) must be integers") from None
-            keys.append(image_key(fields[2]))
-            rows.append((1.0, x, y, x + w, y + h))
-            origins.append(number)
+    lines = text_lines(read_input_text(path, "detection file"))
+    # One record per physical line (Picasa never quotes line breaks), so errors name the line an editor shows.
+    for number, line in enumerate(lines, start=1):
+        fields = next(csv.reader([line], delimiter=";"), [])
+        if number == 1 or not fields:
+            continue
+        if len(fields) < 11:
+            raise InputError(path, number, f"expected at least 11 ';'-separated fields, got {len(fields)}")
+        try:
+            x, y, w, h = (int(v) for v in fields[7:11])
+        except ValueError:
+            raise InputError(path, number, "face x, y, width, height (columns 8-11) must be integers") from None
+        keys.append(image_key(fields[2]))
+        rows.append((1.0, x, y, x + w, y + h))
+        origins.append(number)
     if not rows:
         raise InputError(path, None, "empty detection file (no detections)")
     array = np.array(rows, dtype=np.float64)

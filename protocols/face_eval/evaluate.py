@@ -8,11 +8,12 @@ from typing import Any
 
 import numpy as np
 
+from facebench.errors import warn
 from facebench.results import make_document, sha256_files
 
 from protocols.face_eval.curve import curve_outline, precision_recall, voc_ap, voc_ap_11point
 from protocols.face_eval.detections import Detections
-from protocols.face_eval.ground_truth import FaceEvalGroundTruth, minimum_detection_size
+from protocols.face_eval.ground_truth import FaceEvalGroundTruth, minimum_detection_size, require_countable_faces
 from protocols.face_eval.matching import match_detections, size_filter_mask
 
 PROTOCOL = "face-eval"
@@ -62,7 +63,7 @@ class FaceEvalResult:
     dropped: np.ndarray  # best overlap > threshold with an ignored GT: neither TP nor FP
     scores: np.ndarray
     image_index: np.ndarray
-    image_keys: tuple[str, ...]
+    image_keys: tuple[str, ...]  # the GT images, then unknown ids (no GT) that kept detections point to
     positives_per_image: np.ndarray
     n_positives: int
     n_gt_boxes: int
@@ -70,6 +71,7 @@ class FaceEvalResult:
     n_gt_flagged: int
     n_detections_read: int
     n_detections_filtered: int
+    n_detections_unknown_image: int  # read detections whose image id is not in the ground truth (all FP)
     corrections: tuple[BoxCorrection, ...]  # fits applied before the reported PR (iterations - 1 of them)
 
     @property
@@ -93,6 +95,7 @@ class FaceEvalResult:
             "n_detections": self.n_detections,
             "n_detections_read": self.n_detections_read,
             "n_detections_filtered": self.n_detections_filtered,
+            "n_detections_unknown_image": self.n_detections_unknown_image,
             "n_positives": self.n_positives,
             "n_gt_boxes": self.n_gt_boxes,
             "n_gt_ignored": self.n_gt_ignored,
@@ -141,12 +144,14 @@ def records_ap(tp: np.ndarray, fp: np.ndarray, n_positives: int) -> float:
 def correct_boxes(boxes: np.ndarray, correction: BoxCorrection) -> np.ndarray:
     """Apply a mean translation (in box units) and scale about the box centre: the toolbox's transf_dets."""
     x1, y1, x2, y2 = boxes.T
-    half_w = (x2 - x1) / 2.0
-    half_h = (y2 - y1) / 2.0
-    cx = (x2 + x1) / 2.0 + correction.tx * half_w * 2
-    cy = (y2 + y1) / 2.0 + correction.ty * half_h * 2
-    return np.stack([cx - half_w * correction.sx, cy - half_h * correction.sy,
-                     cx + half_w * correction.sx, cy + half_h * correction.sy], axis=1)
+    # Boxes near float range may overflow to inf/NaN (then FPs), as with the toolbox's Python floats.
+    with np.errstate(over="ignore", invalid="ignore"):
+        half_w = (x2 - x1) / 2.0
+        half_h = (y2 - y1) / 2.0
+        cx = (x2 + x1) / 2.0 + correction.tx * half_w * 2
+        cy = (y2 + y1) / 2.0 + correction.ty * half_h * 2
+        return np.stack([cx - half_w * correction.sx, cy - half_h * correction.sy,
+                         cx + half_w * correction.sx, cy + half_h * correction.sy], axis=1)
 
 
 def fit_correction(det_boxes: np.ndarray, gt_boxes: np.ndarray) -> BoxCorrection:
@@ -157,7 +162,7 @@ def fit_correction(det_boxes: np.ndarray, gt_boxes: np.ndarray) -> BoxCorrection
     dx1, dy1, dx2, dy2 = det_boxes.T
     gx1, gy1, gx2, gy2 = gt_boxes.T
     det_w, det_h = dx2 - dx1, dy2 - dy1
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         tx = ((gx2 + gx1) / 2.0 - (dx2 + dx1) / 2.0) / det_w
         ty = ((gy2 + gy1) / 2.0 - (dy2 + dy1) / 2.0) / det_h
         sx = (gx2 - gx1) / det_w
@@ -166,15 +171,52 @@ def fit_correction(det_boxes: np.ndarray, gt_boxes: np.ndarray) -> BoxCorrection
     return BoxCorrection(float(np.mean(tx)), float(np.mean(ty)), float(np.mean(sx)), float(np.mean(sy)), n)
 
 
+def check_overlap_threshold(value: float) -> None:
+    """The IoU threshold must be a finite number strictly between 0 and 1 (ValueError otherwise)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not 0.0 < float(value) < 1.0:
+        raise ValueError(f"overlap threshold must be a number in (0, 1), got {value!r}")
+
+
+def unknown_id_warning(detections: Detections, unknown: np.ndarray, gt: FaceEvalGroundTruth) -> str:
+    """The one-line warning for detections whose image id is not in the ground truth."""
+    first = int(unknown[0])
+    return (f"{detections.location(first)}: {unknown.size} detection(s) with image ids not in "
+            f"{os.path.basename(gt.path)} counted as false positives (first: {str(detections.keys[first])!r}; "
+            f"--strict-ids makes this an error)")
+
+
+def records_images(gt: FaceEvalGroundTruth, keys: np.ndarray, det_image: np.ndarray) \
+        -> tuple[np.ndarray, tuple[str, ...], np.ndarray]:
+    """Image index, image keys and positives per image for the records: each unknown id becomes an extra image
+    without GT after the real ones, so that an image-level bootstrap resamples its FPs like any other image's."""
+    unknown = det_image < 0
+    extra = tuple(dict.fromkeys(keys[unknown].tolist()))
+    if not extra:
+        return det_image, gt.image_keys, gt.positives_per_image
+    lookup = {key: gt.n_images + i for i, key in enumerate(extra)}
+    index = det_image.copy()
+    index[unknown] = [lookup[k] for k in keys[unknown].tolist()]
+    positives = np.concatenate((gt.positives_per_image, np.zeros(len(extra), dtype=np.int64)))
+    return index, gt.image_keys + extra, positives
+
+
 def evaluate(gt: FaceEvalGroundTruth, detections: Detections, *, iterations: int = DEFAULT_ITERATIONS,
-             overlap_threshold: float = DEFAULT_OVERLAP, min_pixels: int | None = None) -> FaceEvalResult:
-    """The toolbox's evaluate_optim: PR/AP of the iteration `iterations` (after iterations - 1 corrections)."""
+             overlap_threshold: float = DEFAULT_OVERLAP, min_pixels: int | None = None,
+             strict_ids: bool = False) -> FaceEvalResult:
+    """The toolbox's evaluate_optim: PR/AP of the iteration `iterations` (after iterations - 1 corrections).
+    Detections of image ids not in the ground truth are FPs (one warning), or an InputError with strict_ids."""
     if int(iterations) != iterations or iterations < 1:
         raise ValueError(f"iterations must be an integer >= 1 (1 = no box correction), got {iterations!r}")
     iterations = int(iterations)
+    check_overlap_threshold(overlap_threshold)
+    require_countable_faces(gt)
     if min_pixels is None:
         min_pixels = minimum_detection_size(gt.min_width, gt.min_height)
-    image_index = detections.image_indices(gt)  # unknown image ids: InputError at their line
+    image_index = detections.image_indices(gt, strict=strict_ids)
+    unknown = np.flatnonzero(image_index < 0)
+    if unknown.size:
+        warn(unknown_id_warning(detections, unknown, gt))
     keep = size_filter_mask(detections.boxes, min_pixels)
     # Stable descending sort of file order = the toolbox's stable sorts on load and in every iteration.
     order = np.flatnonzero(keep)[np.argsort(-detections.scores[keep], kind="stable")]
@@ -192,6 +234,7 @@ def evaluate(gt: FaceEvalGroundTruth, detections: Detections, *, iterations: int
         boxes = correct_boxes(boxes, correction)
 
     recall, precision = precision_recall(outcome.tp, outcome.fp, gt.n_positives)
+    record_index, record_keys, positives = records_images(gt, detections.keys[order], det_image)
     try:
         det_sha = sha256_files([detections.path])
     except OSError:
@@ -202,10 +245,11 @@ def evaluate(gt: FaceEvalGroundTruth, detections: Detections, *, iterations: int
         iterations=iterations, overlap_threshold=float(overlap_threshold), min_width=gt.min_width,
         min_height=gt.min_height, min_pixels=int(min_pixels), ap=voc_ap(recall, precision),
         ap_11point=voc_ap_11point(recall, precision), recall=recall, precision=precision, tp=outcome.tp,
-        fp=outcome.fp, dropped=outcome.dropped, scores=detections.scores[order], image_index=det_image,
-        image_keys=gt.image_keys, positives_per_image=gt.positives_per_image, n_positives=gt.n_positives,
+        fp=outcome.fp, dropped=outcome.dropped, scores=detections.scores[order], image_index=record_index,
+        image_keys=record_keys, positives_per_image=positives, n_positives=gt.n_positives,
         n_gt_boxes=int(len(gt.boxes)), n_gt_ignored=int(gt.ignored.sum()), n_gt_flagged=int(gt.flagged.sum()),
         n_detections_read=len(detections), n_detections_filtered=int((~keep).sum()),
+        n_detections_unknown_image=int(unknown.size),
         corrections=tuple(corrections))
 
 

@@ -77,9 +77,35 @@ def image_key(name: str) -> str:
     return base.split(".")[0]
 
 
+def check_min_size(name: str, value: float) -> None:
+    """A GT size threshold must be a finite number >= 0 within float range (ValueError otherwise)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        number = float("nan")
+    if isinstance(value, bool) or not np.isfinite(number) or number < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+
+
 def minimum_detection_size(min_width: int = DEFAULT_MIN_WIDTH, min_height: int = DEFAULT_MIN_HEIGHT) -> int:
     """The detection size filter's `minpix` = int(sqrt(0.5 * minw * minh)) (21 for the defaults)."""
-    return int(np.sqrt(0.5 * min_width * min_height))
+    check_min_size("min_width", min_width)
+    check_min_size("min_height", min_height)
+    return int(np.sqrt(0.5 * float(min_width) * float(min_height)))
+
+
+def require_countable_faces(gt: FaceEvalGroundTruth) -> None:
+    """Stop when no GT face is counted: recall would be 0/0 and the AP meaningless."""
+    if gt.n_positives > 0:
+        return
+    n_boxes = len(gt.boxes)
+    if n_boxes == 0:
+        reason = f"the file has no face boxes in its {gt.n_images} images"
+    else:
+        n_flagged = int(gt.flagged.sum())
+        reason = (f"all {n_boxes} face boxes are ignored ({n_flagged} flagged in the file, {n_boxes - n_flagged} "
+                  f"narrower than {gt.min_width} or shorter than {gt.min_height} px; see --min-width/--min-height)")
+    raise InputError(gt.path, None, f"no faces left to count: {reason}")
 
 
 def default_annotation_file(dataset: str, old: bool = False) -> str:
@@ -94,6 +120,8 @@ def load_ground_truth(dataset: str, path: str | os.PathLike, *, min_width: int =
     """Read an AFW/PASCAL annotation .mat (new or original layout, v5 or v7.3) and apply the size rule."""
     if dataset not in DATASETS:
         raise ValueError(f"unknown dataset {dataset!r} (expected one of {DATASETS})")
+    check_min_size("min_width", min_width)
+    check_min_size("min_height", min_height)
     path = os.fspath(path)
     data = load_mat(path)
     if "Annotations" in data:
@@ -114,8 +142,9 @@ def load_ground_truth(dataset: str, path: str | os.PathLike, *, min_width: int =
     offsets = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
     all_boxes = np.concatenate(boxes, axis=0) if counts.sum() else np.zeros((0, 4))
     all_flags = np.concatenate(flags) if counts.sum() else np.zeros(0, dtype=bool)
-    width = np.abs(all_boxes[:, 2] - all_boxes[:, 0])
-    height = np.abs(all_boxes[:, 3] - all_boxes[:, 1])
+    with np.errstate(over="ignore"):  # widths beyond float range are inf: counted, as in the toolbox
+        width = np.abs(all_boxes[:, 2] - all_boxes[:, 0])
+        height = np.abs(all_boxes[:, 3] - all_boxes[:, 1])
     # Size rule: no +1, strict "<" (a 30-pixel-wide face counts).
     too_small = (width < min_width) | (height < min_height)
     return FaceEvalGroundTruth(
@@ -213,6 +242,8 @@ def _read_anno_cells(path: str, anno: Any):
                 continue
             if corners.size != 4:
                 raise InputError(path, None, f"anno{{{i + 1},2}}: a face box must have 4 values, got {corners.size}")
+            if not np.all(np.isfinite(corners)):
+                raise InputError(path, None, f"anno{{{i + 1},2}} holds non-finite coordinates")
             rows.append(corners.ravel())  # row-major [x1 y1; x2 y2] -> x1 y1 x2 y2
         names.append(name)
         boxes.append(np.array(rows, dtype=np.float64).reshape(-1, 4))

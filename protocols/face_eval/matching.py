@@ -10,18 +10,20 @@ import numpy as np
 def size_filter_mask(boxes: np.ndarray, min_pixels: int) -> np.ndarray:
     """The toolbox's `filterdet`: keep a box if its width OR its height exceeds `min_pixels` (no +1)."""
     boxes = np.asarray(boxes, dtype=np.float64)
-    return ((boxes[:, 2] - boxes[:, 0]) > min_pixels) | ((boxes[:, 3] - boxes[:, 1]) > min_pixels)
+    with np.errstate(over="ignore"):  # a width beyond float range is inf, and kept
+        return ((boxes[:, 2] - boxes[:, 0]) > min_pixels) | ((boxes[:, 3] - boxes[:, 1]) > min_pixels)
 
 
 def pairwise_overlap(det: np.ndarray, gt: np.ndarray) -> np.ndarray:
     """IoU of paired rows (x1 y1 x2 y2) with the +1 area convention and a strict overlap test."""
     dx1, dy1, dx2, dy2 = (det[:, i] for i in range(4))
     gx1, gy1, gx2, gy2 = (gt[:, i] for i in range(4))
-    # Same operation order as the toolbox, so ties between GT boxes resolve bit-identically.
-    area_det = (np.abs(dx1 - dx2) + 1) * (np.abs(dy1 - dy2) + 1)
-    area_gt = (np.abs(gx1 - gx2) + 1) * (np.abs(gy1 - gy2) + 1)
-    strict = (dy2 > gy1) & (gy2 > dy1) & (dx2 > gx1) & (gx2 > dx1)  # touching boxes do not intersect
-    with np.errstate(invalid="ignore"):
+    # Huge coordinates overflow to inf (IoU 0 or NaN, never a match) as the toolbox's Python floats do.
+    with np.errstate(over="ignore", invalid="ignore"):
+        # Same operation order as the toolbox, so ties between GT boxes resolve bit-identically.
+        area_det = (np.abs(dx1 - dx2) + 1) * (np.abs(dy1 - dy2) + 1)
+        area_gt = (np.abs(gx1 - gx2) + 1) * (np.abs(gy1 - gy2) + 1)
+        strict = (dy2 > gy1) & (gy2 > dy1) & (dx2 > gx1) & (gx2 > dx1)  # touching boxes do not intersect
         inter_w = np.minimum(dx2, gx2) - np.maximum(dx1, gx1) + 1
         inter_h = np.minimum(dy2, gy2) - np.maximum(dy1, gy1) + 1
         inter = np.where(strict, inter_w * inter_h, 0.0)
@@ -40,10 +42,13 @@ class MatchOutcome:
 
 def match_detections(det_image: np.ndarray, det_boxes: np.ndarray, gt_boxes: np.ndarray, gt_ignored: np.ndarray,
                      gt_offsets: np.ndarray, overlap_threshold: float = 0.5) -> MatchOutcome:
-    """Match detections already sorted by descending score: the toolbox's VOCprRecordOptim, without loops."""
+    """Match detections already sorted by descending score: the toolbox's VOCprRecordOptim, without loops.
+    A negative image index (an id not in the ground truth) has no GT boxes: always a FP."""
     det_image = np.asarray(det_image, dtype=np.int64)
     n = len(det_image)
-    counts = np.diff(gt_offsets)[det_image]
+    known = det_image >= 0
+    det_image = np.where(known, det_image, 0)
+    counts = np.where(known, np.diff(gt_offsets)[det_image], 0)
     n_pairs = int(counts.sum())
     pair_det = np.repeat(np.arange(n), counts)
     first_pair = np.cumsum(counts) - counts  # position of each detection's first pair
@@ -87,6 +92,9 @@ def match_detections_reference(det_image: np.ndarray, det_boxes: np.ndarray, gt_
     taken = np.zeros(len(gt_boxes), dtype=bool)
     for d in range(n):
         image = int(det_image[d])
+        if image < 0:  # unknown image id
+            fp[d] = True
+            continue
         x1, y1, x2, y2 = (float(v) for v in det_boxes[d])
         best, best_g = 0.0, -1
         for g in range(int(gt_offsets[image]), int(gt_offsets[image + 1])):
