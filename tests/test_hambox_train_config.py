@@ -52,7 +52,7 @@ BASE = {"schema": SCHEMA, "name": "x", "model": {"preset": "tiny"}}
     ({"name": "a b"}, "short id"),
     ({"extra": 1}, "unknown top-level key 'extra'"),
     ({"optim": {"lrr": 1}}, "unknown key 'optim.lrr'"),
-    ({"optim": {"lr": "fast"}}, "must be a number"),
+    ({"optim": {"lr": "fast"}}, "must be a finite number"),
     ({"optim": {"lr_steps": [5, 2]}}, "increasing"),
     ({"optim": {"grad_clip_norm": "big"}}, "grad_clip_norm"),
     ({"train": {"max_iters": 2.5}}, "must be an integer"),
@@ -63,6 +63,19 @@ BASE = {"schema": SCHEMA, "name": "x", "model": {"preset": "tiny"}}
     ({"data": {"das_prob": 3}}, "das_prob"),
     ({"data": {"num_workers": -1}}, "num_workers"),
     ({"recipe": "fast"}, "'recipe'"),
+    ({"optim": {"lr": float("nan")}}, "'optim.lr' must be a finite number, got NaN"),
+    ({"optim": {"lr": float("inf")}}, "'optim.lr' must be a finite number"),
+    ({"model": {"preset": "tiny", "anchor_ratio": "x"}}, "'anchor_ratio' must be a finite number"),
+    ({"model": {"preset": "tiny", "anchor_ratio": float("nan")}}, "'anchor_ratio' must be a finite number"),
+    ({"model": {"preset": "tiny", "ssh": 1}}, "'ssh' must be true or false"),
+    ({"model": {"preset": 3}}, "'model.preset' must be a preset name"),
+    ({"data": {"crop_size": float("nan")}}, "'crop_size' must be an integer"),
+    ({"data": {"crop_size": 640.5}}, "'crop_size' must be an integer"),
+    ({"data": {"crop_size": True}}, "'crop_size' must be an integer, got true"),
+    ({"data": {"pad_rgb": [1, 2]}}, "'pad_rgb' must be a list of integers of length 3"),
+    ({"data": [1]}, "'data' must be an object"),
+    ({"optim": "x"}, "'optim' must be an object"),
+    ({"train": None}, "'train' must be an object"),
 ])
 def test_bad_configs_are_input_errors(change, needle):
     with pytest.raises(InputError, match=needle):
@@ -82,6 +95,27 @@ def test_errors_carry_the_line_of_the_key(tmp_path):
     assert info.value.line == 1 and "not valid JSON" in info.value.message
     with pytest.raises(InputError, match="bundled configs: .*t4_hambox"):
         load_train_config(tmp_path / "missing.json")
+
+
+HEAD = '{\n "schema": "facebench.hambox.train/1",\n "name": "x",\n '
+TINY = '"model": {"preset": "tiny"},\n '
+
+
+@pytest.mark.parametrize("key, body", [
+    ("crop_size", TINY + '"data": {\n   "crop_size": 640.5\n }'),
+    ("anchor_ratio", '"model": {\n   "preset": "tiny",\n   "anchor_ratio": "x"\n }'),
+    ("lr", TINY + '"optim": {\n   "lr": NaN\n }'),
+    ("preset", '"model": {\n   "preset": 3\n }'),
+    ("train", TINY + '"train": null'),
+    ("data", TINY + '"data": [1]'),
+])
+def test_type_errors_name_the_file_and_the_line_of_the_key(tmp_path, key, body):
+    path = tmp_path / "bad.json"
+    path.write_text(HEAD + body + "\n}\n")
+    with pytest.raises(InputError) as info:
+        load_train_config(path)
+    assert info.value.path == str(path)
+    assert f'"{key}":' in path.read_text().splitlines()[info.value.line - 1], str(info.value)
 
 
 def test_comments_are_ignored_and_round_trip():

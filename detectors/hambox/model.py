@@ -109,6 +109,12 @@ class HAMBoxConfig:
     input_std: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
     def __post_init__(self) -> None:
+        from detectors.hambox.data import config_type_problem
+
+        for item in dataclasses.fields(self):
+            problem = config_type_problem(item.name, getattr(self, item.name), item.default, "..." in str(item.type))
+            if problem:
+                raise ValueError(problem)
         choices = {"backbone_norm": ("frozen", "batch"), "levels": ("P2-P7", "P2-P6"),
                    "fusion": ("product", "sum"), "head": ("plain", "deep"),
                    "matcher": matching.STRATEGIES, "input_channel_order": ("RGB", "BGR")}

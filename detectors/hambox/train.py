@@ -588,6 +588,7 @@ def train(options: RunOptions, ctx: DistContext | None = None) -> TrainResult:
     data_time = 0.0
     t = config.train
     if ctx.device.type == "cuda":
+        torch.backends.cudnn.benchmark = t.cudnn_benchmark
         torch.cuda.reset_peak_memory_stats(ctx.device)
     try:
         for iteration in range(start, max_iters):

@@ -17,7 +17,7 @@ Schema `facebench.hambox.train/1` (keys starting with "_" are comments and ignor
                 "warmup_start_factor": 0.3333333333, "grad_clip_norm": null},
       "train": {"max_iters": 140000, "images_per_gpu": 7, "total_batch": 28, "amp": "fp16" | "bf16" | "off",
                 "checkpoint_every": 5000, "keep_checkpoints": 3, "log_every": 20, "seed": 0,
-                "nams_n_crops": 2000, "find_unused_parameters": false}
+                "nams_n_crops": 2000, "find_unused_parameters": false, "cudnn_benchmark": true}
     }
 
 Every section and key is optional except "schema", "name" and "model"; missing keys take the defaults
@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,6 +69,7 @@ class LoopConfig:
     seed: int = 0
     nams_n_crops: int = 2000  # augmented crops used to measure NAMS N before training
     find_unused_parameters: bool = False
+    cudnn_benchmark: bool = True  # CUDA only: crops have one fixed size, so cuDNN's autotuned kernels pay off
 
 
 @dataclass(frozen=True)
@@ -151,8 +153,8 @@ def _section(cls: type, values: Mapping[str, Any], section: str, fail) -> Any:
             if not isinstance(value, bool):
                 fail(key, f"'{section}.{key}' must be true or false")
         elif isinstance(default, (int, float)) and default is not None:
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                fail(key, f"'{section}.{key}' must be a number")
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                fail(key, f"'{section}.{key}' must be a finite number, got {json.dumps(value)}")
             if isinstance(default, int) and not isinstance(default, bool) and not float(value).is_integer():
                 fail(key, f"'{section}.{key}' must be an integer")
             value = type(default)(value)
@@ -163,8 +165,11 @@ def _section(cls: type, values: Mapping[str, Any], section: str, fail) -> Any:
 def parse_train_config(data: Mapping[str, Any], source: str | None = None, text: str = "") -> TrainConfig:
     """Validate a config mapping; errors are InputError naming the source, the key's line and the key."""
 
-    def fail(key: str | None, message: str):
-        raise InputError(source, _line_of(text, key) if key and text else None, message)
+    def fail(key: str | None, message: str, fallback: str | None = None):
+        line = _line_of(text, key) if key and text else None
+        if line is None and fallback and text:
+            line = _line_of(text, fallback)
+        raise InputError(source, line, message)
 
     if not isinstance(data, Mapping):
         fail(None, "a training config must be a JSON object")
@@ -188,6 +193,11 @@ def parse_train_config(data: Mapping[str, Any], source: str | None = None, text:
     model = data.get("model")
     if not isinstance(model, Mapping):
         fail("model", "'model' must be an object (a preset name and HAMBoxConfig overrides)")
+    if "preset" in model and not isinstance(model["preset"], str):
+        fail("preset", f"'model.preset' must be a preset name (a string), got {json.dumps(model['preset'])}")
+    for key in ("data", "optim", "train"):
+        if key in data and not isinstance(data[key], Mapping):
+            fail(key, f"'{key}' must be an object, got {json.dumps(data[key])[:40]}")
     data_section = dict(data.get("data", {}))
     num_workers = data_section.pop("num_workers", 4)
     if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
@@ -227,11 +237,11 @@ def _check_values(config: TrainConfig, fail) -> None:
     try:
         config.model_config()
     except (ValueError, TypeError) as exc:
-        fail(_first_quoted(str(exc)) or "model", f"model: {exc}")
+        fail(_first_quoted(str(exc)) or "model", f"model: {exc}", "model")
     try:
         config.augment_config()
     except (ValueError, TypeError) as exc:
-        fail(_first_quoted(str(exc)) or "data", f"data: {exc}")
+        fail(_first_quoted(str(exc)) or "data", f"data: {exc}", "data")
 
 
 def _first_quoted(message: str) -> str | None:
