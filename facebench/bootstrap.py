@@ -7,6 +7,8 @@ Thresholds and score normalisation stay those of the full evaluation (the bootst
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +27,9 @@ LEVEL = 0.95
 SPARSE_DENSITY = 0.06
 FLOAT32_EXACT = 2 ** 24  # integers below this are exact in float32, partial sums included
 RESAMPLE_BLOCK = 1000  # resamples per block: bounds memory at about 50 MB for WIDER's three settings
+# Records reproduce their result's metrics to ~1e-15 (measured on WIDER, FDDB and AFW); far above that, they are
+# another run's.
+RECORDS_MATCH_TOLERANCE = 1e-9
 
 
 class Records(Protocol):
@@ -423,12 +428,42 @@ def _wider_records(data, path: Path, result_path: Path, doc: Mapping[str, Any],
                         points={n: metrics.get(n) for n in names if isinstance(metrics.get(n), (int, float))})
 
 
+def records_mismatch(records: Records, metrics: Mapping[str, Any]) -> str | None:
+    """The first headline metric the records do not reproduce, as 'name: records X, result Y' (None if all do)."""
+    own = dataclasses.replace(records, points={}).point_estimates()
+    for name, value in own.items():
+        stated = metrics.get(name)
+        if name not in metrics or isinstance(stated, bool) or not isinstance(stated, (int, float, type(None))):
+            continue
+        if value is None and stated is None:
+            continue
+        if value is None or stated is None or not math.isfinite(value) or \
+                abs(float(value) - float(stated)) > RECORDS_MATCH_TOLERANCE:
+            return f"{name}: records give {_shown(value)}, the result says {_shown(stated)}"
+    return None
+
+
+def _shown(value: float | None) -> str:
+    return "null" if value is None else f"{float(value):.6f}"
+
+
 def load_records(result_path: str | os.PathLike, doc: Mapping[str, Any] | None = None) -> Records:
-    """The bootstrap records of a result JSON, read from the X.records.npz beside it."""
+    """The bootstrap records of a result JSON, read from the X.records.npz beside it; records that do not
+    reproduce the JSON's metrics (another run's, left beside it) are an InputError."""
     from facebench.results import read_document
 
     result_path = Path(result_path)
     doc = read_document(result_path) if doc is None else doc
+    records = _read_records(result_path, doc)
+    problem = records_mismatch(records, doc.get("metrics") or {})
+    if problem:
+        raise InputError(records_path(result_path), None, f"records do not belong to {result_path.name} "
+                         f"({problem}): stale records from another run; {_rerun_hint(doc)}")
+    return records
+
+
+def _read_records(result_path: Path, doc: Mapping[str, Any]) -> Records:
+    """The records file's contents for the result's protocol."""
     path = records_path(result_path)
     protocol = (doc.get("protocol") or {}).get("name")
     metrics = doc.get("metrics") or {}

@@ -7,13 +7,15 @@ anything else is an input error, not a pass or a fail. Exit codes (the CLI): 0 p
 
 from __future__ import annotations
 
+import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 from facebench.errors import InputError
-from facebench.store import FAMILY_METRICS, StoredResult, find_result_files, load_result
+from facebench.store import FAMILY_METRICS, StoredResult, field_line, find_result_files, load_result
 
 DEFAULT_TOLERANCE = 0.002
 EXIT_PASS, EXIT_REGRESSION, EXIT_INPUT = 0, 1, 2
@@ -95,11 +97,42 @@ class CheckReport:
         return "\n".join(lines)
 
 
+def _baseline_error(baseline: StoredResult, field: str, message: str) -> InputError:
+    """An InputError at the line of a baseline field."""
+    return InputError(baseline.path, field_line(baseline.path, field), message)
+
+
+def check_block(baseline: StoredResult) -> dict:
+    """The baseline's `check` object ({} when absent); anything else is an InputError naming its line."""
+    block = baseline.doc.get("check")
+    if block is None:
+        return {}
+    if not isinstance(block, dict):
+        raise _baseline_error(baseline, "check", f"field 'check' must be an object, got {type(block).__name__}")
+    metrics = block.get("metrics")
+    if metrics is not None and (not isinstance(metrics, list) or not metrics
+                                or not all(isinstance(m, str) and m for m in metrics)):
+        raise _baseline_error(baseline, "check.metrics", "field 'check.metrics' must be a non-empty list of "
+                                                         f"metric names, got {json_text(metrics)}")
+    if "tolerance" in block:
+        validate_tolerance(block["tolerance"], baseline.path, field_line(baseline.path, "check.tolerance"),
+                           "field 'check.tolerance'")
+    return block
+
+
+def validate_tolerance(value, path: str | os.PathLike | None = None, line: int | None = None,
+                       what: str = "--tolerance") -> float:
+    """A tolerance must be a finite number >= 0 (NaN or inf would turn the gate off)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise InputError(path, line, f"{what} must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
 def gated_metrics(baseline: StoredResult) -> list[str]:
     """The metrics a baseline gates: its `check.metrics` list, else the benchmark's headline metrics."""
-    block = baseline.doc.get("check") or {}
-    if isinstance(block.get("metrics"), list) and block["metrics"]:
-        return [str(m) for m in block["metrics"]]
+    block = check_block(baseline)
+    if block.get("metrics"):
+        return list(block["metrics"])
     names = FAMILY_METRICS.get(baseline.family)
     if names:
         return list(names)
@@ -116,6 +149,11 @@ def incompatibilities(result: StoredResult, baseline: StoredResult) -> list[str]
     return problems
 
 
+def json_text(value) -> str:
+    """A value as JSON shows it (null, a list ...), for messages."""
+    return json.dumps(value)[:60]
+
+
 def _number(value) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
@@ -126,16 +164,20 @@ def check_result(result: StoredResult, baseline: StoredResult, tolerance: float 
     problems = incompatibilities(result, baseline)
     if problems:
         raise InputError(result.path, None, f"not comparable with baseline {baseline.path}: " + "; ".join(problems))
+    block = check_block(baseline)
     if tolerance is None:
-        stored = (baseline.doc.get("check") or {}).get("tolerance")
-        tolerance = float(stored) if _number(stored) is not None else DEFAULT_TOLERANCE
-    if tolerance < 0:
-        raise InputError(None, None, f"tolerance must be >= 0, got {tolerance}")
+        tolerance = float(block.get("tolerance", DEFAULT_TOLERANCE))
+    tolerance = validate_tolerance(tolerance)
     names = list(metrics) if metrics else gated_metrics(baseline)
     unknown = [m for m in names if m not in baseline.metrics]
     if unknown:
         raise InputError(baseline.path, None, f"baseline has no metric {', '.join(repr(m) for m in unknown)} "
                                               f"(it has {', '.join(sorted(baseline.metrics))})")
+    for name in names:
+        if _number(baseline.metrics[name]) is None:
+            raise _baseline_error(baseline, f"metrics.{name}", f"baseline metric '{name}' is "
+                                  f"{json_text(baseline.metrics[name])}, so it cannot be gated (regenerate the "
+                                  "baseline, or gate other metrics with --metric or check.metrics)")
     checks = tuple(MetricCheck(m, _number(baseline.metrics.get(m)), _number(result.metrics.get(m)), tolerance)
                    for m in names)
     notes = []
@@ -165,6 +207,8 @@ def find_baseline(result: StoredResult, baselines: str | os.PathLike) -> StoredR
     path = Path(baselines)
     if path.is_file():
         return load_result(path)
+    if not path.exists():
+        raise InputError(path, None, "baseline file or folder not found")
     candidates = [load_result(p) for p in find_result_files(path)]
     comparable = [c for c in candidates if not incompatibilities(result, c)]
     for same_entry in (_same_detector, _same_inputs):  # tie-breaks, most specific first

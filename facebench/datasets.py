@@ -75,9 +75,11 @@ class Benchmark(ABC):
     protocol: str = ""
     #: what `write_predictions` produces, for messages and the README
     prediction_format: str = ""
+    #: the benchmark's folder under a data root (widerface/, fddb/ ...); "" = the data root is the folder itself
+    folder: str = ""
 
     def __init__(self, data_root: str | os.PathLike | None = None) -> None:
-        self.data_root = None if data_root is None else Path(data_root)
+        self.data_root = resolve_data_root(self.folder, data_root)
 
     @abstractmethod
     def images(self) -> list[ImageRef]:
@@ -104,6 +106,23 @@ class Benchmark(ABC):
                 "data_root": None if self.data_root is None else str(self.data_root)}
 
 
+DATA_ROOT_ENV = "FACEBENCH_DATA_ROOT"
+
+
+def resolve_data_root(folder: str, data_root: str | os.PathLike | None) -> Path | None:
+    """The benchmark folder: `<DIR>/<folder>` when DIR (--data-root, else $FACEBENCH_DATA_ROOT) holds it, as for
+    `facebench eval`, else DIR itself (the benchmark folder given directly); absolute, so that recorded paths
+    work from any folder."""
+    if data_root is None and folder:
+        data_root = os.environ.get(DATA_ROOT_ENV) or None
+    if data_root is None:
+        return None
+    root = Path(data_root)
+    if folder and (root / folder).is_dir():
+        root = root / folder
+    return root.absolute()
+
+
 def _first_existing(candidates: Sequence[Path]) -> Path | None:
     for candidate in candidates:
         if candidate.exists():
@@ -113,7 +132,8 @@ def _first_existing(candidates: Sequence[Path]) -> Path | None:
 
 def _require_root(name: str, data_root: Path | None, expected: str) -> Path:
     if data_root is None:
-        raise InputError(None, None, f"benchmark '{name}' needs --data-root DIR: {expected}")
+        raise InputError(None, None, f"benchmark '{name}' needs --data-root DIR (or ${DATA_ROOT_ENV}): "
+                                     f"{expected}")
     if not data_root.is_dir():
         raise InputError(data_root, None, f"--data-root for '{name}' is not a folder ({expected})")
     return data_root
@@ -131,10 +151,12 @@ class WiderFaceVal(Benchmark):
     """WIDER FACE val: `WIDER_val/images/<event>/<image>.jpg` and eval_tools' `ground_truth/*.mat`."""
 
     name = "widerface-val"
+    folder = "widerface"
     protocol = "wider_face (official eval_tools semantics)"
     prediction_format = "<event>/<image>.txt: name, count, then 'x y w h score' lines"
-    LAYOUT = ("DIR/WIDER_val/images/<event>/<image>.jpg and DIR/ground_truth/wider_{face,easy,medium,hard}_val.mat "
-              "(eval_tools' ground_truth folder; DIR/eval_tools/ground_truth also works)")
+    LAYOUT = ("DIR/widerface/WIDER_val/images/<event>/<image>.jpg and "
+              "DIR/widerface/ground_truth/wider_{face,easy,medium,hard}_val.mat (eval_tools' ground_truth folder; "
+              "eval_tools/ground_truth also works; DIR may also be the widerface folder itself)")
 
     def __init__(self, data_root: str | os.PathLike | None = None, *, images_dir: str | os.PathLike | None = None,
                  gt_dir: str | os.PathLike | None = None) -> None:
@@ -197,6 +219,7 @@ class SampleBenchmark(WiderFaceVal):
     """The embedded sample (facebench.sample): six images built from matplotlib's photo, WIDER format."""
 
     name = "sample"
+    folder = ""  # embedded: no data root, and $FACEBENCH_DATA_ROOT does not apply
     protocol = "wider_face (official eval_tools semantics) on facebench's embedded sample"
 
     def __init__(self, data_root: str | os.PathLike | None = None) -> None:
@@ -245,10 +268,11 @@ class FDDB(Benchmark):
     """FDDB: `FDDB-folds/FDDB-fold-XX.txt` (+ ellipseList) and `originalPics/<entry>.jpg`, 10 folds."""
 
     name = "fddb"
+    folder = "fddb"
     protocol = "fddb (official evaluate: discrete and continuous ROC)"
     prediction_format = "fold-XX-out.txt per fold: name, count, then 'left top width height score' lines"
-    LAYOUT = ("DIR/FDDB-folds/FDDB-fold-{01..10}.txt, DIR/FDDB-folds/FDDB-fold-{01..10}-ellipseList.txt "
-              "and DIR/originalPics/<entry>.jpg")
+    LAYOUT = ("DIR/fddb/FDDB-folds/FDDB-fold-{01..10}.txt, DIR/fddb/FDDB-folds/FDDB-fold-{01..10}-ellipseList.txt "
+              "and DIR/fddb/originalPics/<entry>.jpg (DIR may also be the fddb folder itself)")
     FOLDS = tuple(f"{i:02d}" for i in range(1, 11))
 
     def __init__(self, data_root: str | os.PathLike | None = None) -> None:
@@ -355,8 +379,9 @@ class FaceEvalBenchmark(Benchmark):
         from protocols.face_eval import default_annotation_file
 
         self.annotation_name = default_annotation_file(self.dataset)
-        layout = (f"DIR/annotations/{self.annotation_name} and the images in "
-                  + " or ".join(f"DIR/{d}/" for d in self.image_dirs))
+        layout = (f"DIR/{self.folder}/annotations/{self.annotation_name} and the images in "
+                  + " or ".join(f"DIR/{self.folder}/{d}/" for d in self.image_dirs)
+                  + f" (DIR may also be the {self.folder} folder itself)")
         if annotations is None or images_dir is None:
             root = _require_root(self.name, self.data_root, layout)
         if annotations is None:
@@ -439,6 +464,7 @@ class AFW(FaceEvalBenchmark):
     """Annotated Faces in the Wild (Zhu & Ramanan 2012), Mathias et al. 2014 re-annotation."""
 
     name = "afw"
+    folder = "afw"
     dataset = "afw"
     image_dirs = ("testimages", "images")
 
@@ -447,6 +473,7 @@ class PascalFace(FaceEvalBenchmark):
     """PASCAL Face (Yan et al. 2014, on VOC2012 images), Mathias et al. 2014 re-annotation."""
 
     name = "pascal"
+    folder = "pascal"
     dataset = "pascal"
     image_dirs = ("JPEGImages", "VOCdevkit/VOC2012/JPEGImages", "images")
 

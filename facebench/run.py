@@ -64,9 +64,43 @@ class ImageRecord:
 
     @staticmethod
     def from_line(line: str) -> ImageRecord:
+        """Parse one cache line; ValueError (with the reason) for anything but a well-formed record."""
         data = json.loads(line)
-        boxes = np.asarray(data.get("boxes", []), dtype=np.float64).reshape(-1, 5)
-        return ImageRecord(str(data["id"]), boxes, data.get("status", "ok"), data.get("reason", ""), data.get("ms", {}))
+        if not isinstance(data, dict):
+            raise ValueError(f"a JSON {type(data).__name__}, not a record object")
+        if not isinstance(data.get("id"), str) or not data["id"]:
+            raise ValueError("no image id")
+        status = data.get("status", "ok")
+        if status not in ("ok", "unreadable"):
+            raise ValueError(f"unknown status {status!r}")
+        reason = data.get("reason", "")
+        if not isinstance(reason, str):
+            raise ValueError("'reason' is not a string")
+        return ImageRecord(data["id"], _cached_boxes(data.get("boxes", [])), status, reason,
+                           _cached_timing(data.get("ms", {})))
+
+
+def _cached_boxes(value: Any) -> np.ndarray:
+    """Cached detections as [N, 5] finite floats (a NaN here would reach the prediction files)."""
+    if not isinstance(value, list):
+        raise ValueError("'boxes' is not a list")
+    if not value:
+        return np.zeros((0, 5))
+    if not all(isinstance(row, list) and len(row) == 5 and
+               all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in row) for row in value):
+        raise ValueError("'boxes' rows must be 5 numbers each")
+    boxes = np.asarray(value, dtype=np.float64)
+    if not np.isfinite(boxes).all():
+        raise ValueError("'boxes' holds NaN or inf")
+    return boxes
+
+
+def _cached_timing(value: Any) -> dict[str, float]:
+    """Cached per-stage milliseconds: an object of finite numbers."""
+    if not isinstance(value, dict) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in value.values()):
+        raise ValueError("'ms' is not an object of numbers")
+    return {str(k): float(v) for k, v in value.items()}
 
 
 def format_boxes(boxes: np.ndarray) -> str:
@@ -122,16 +156,30 @@ class PredictionCache:
             self._handle = None
 
 
+# (part file, line) pairs already reported in this process: a run reads its cache twice (to resume, to merge)
+_REPORTED_DAMAGE: set[tuple[str, int]] = set()
+
+
 def read_part(path: Path) -> Iterator[ImageRecord]:
-    """Records of one part file, skipping an unterminated or unparsable last line."""
-    with open(path, encoding="utf-8") as handle:
-        for line in handle:
-            if not line.endswith("\n"):
-                break  # cut short by a kill: the image is redone
-            try:
-                yield ImageRecord.from_line(line)
-            except (ValueError, KeyError, TypeError):
-                warn(f"{path}: skipping a damaged cache line")
+    """Records of one part file; a damaged line (not UTF-8, not a record, bad boxes) is skipped with one warning
+    naming it, so its image is redone; an unterminated last line (a kill) is skipped silently."""
+    data = path.read_bytes()
+    lines = data.split(b"\n")
+    complete = lines[:-1]  # the piece after the last newline is a line cut short by a kill (or empty)
+    for number, raw in enumerate(complete, start=1):
+        try:
+            yield ImageRecord.from_line(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            _report_damage(path, number, exc)
+
+
+def _report_damage(path: Path, line: int, exc: Exception) -> None:
+    key = (os.fspath(path.absolute()), line)
+    if key in _REPORTED_DAMAGE:
+        return
+    _REPORTED_DAMAGE.add(key)
+    reason = "not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else str(exc).split("\n")[0][:80]
+    warn(f"{path}:{line}: skipping a damaged cache line ({reason}); its image is computed again")
 
 
 # --------------------------------------------------------------------------------------------- manifest
@@ -356,6 +404,24 @@ class RunResult:
     unreadable: list[str]
 
 
+def _check_mergeable(src: Path, other: Mapping[str, Any], first_src: Path, first: Mapping[str, Any]) -> None:
+    """Shards merge only when they ran the same benchmark and the same detector configuration."""
+    for key in ("benchmark", "detector"):
+        if other[key]["name"] != first[key]["name"]:
+            raise InputError(src / MANIFEST, None, f"this run's {key} ({other[key]['name']}) differs from "
+                                                   f"{first_src}'s ({first[key]['name']}); cannot merge")
+    mine, theirs = other["detector"], first["detector"]
+    if mine.get("config_hash") != theirs.get("config_hash"):
+        raise InputError(src / MANIFEST, None, f"this run's {mine['name']} options / config hash "
+                         f"({_options_text(mine)}, {mine.get('config_hash')}) differ from {first_src}'s "
+                         f"({_options_text(theirs)}, {theirs.get('config_hash')}); cannot merge")
+
+
+def _options_text(detector: Mapping[str, Any]) -> str:
+    options = detector.get("options") or {}
+    return " ".join(f"-o {k}={json.dumps(v)}" for k, v in sorted(options.items())) or "no -o options"
+
+
 def finalize(out: Path, sources: Sequence[Path] | None = None, *, data_root: str | None = None,
              label: str | None = None, bench: Any = None, plot: bool = True) -> RunResult:
     """Merge every cached record of the run in `sources` (default: `out`), write predictions, score, save.
@@ -365,15 +431,12 @@ def finalize(out: Path, sources: Sequence[Path] | None = None, *, data_root: str
     from facebench.datasets import get_benchmark
     from facebench.results import write_document
 
-    sources = list(sources or [out])
+    sources = [Path(src) for src in (sources or [out])]
     manifests = [read_manifest(src) for src in sources]
     first = manifests[0]
     for src, other in zip(sources[1:], manifests[1:]):
-        for key in ("benchmark", "detector"):
-            if other[key]["name"] != first[key]["name"] or (key == "detector" and
-                                                           other[key]["config_hash"] != first[key]["config_hash"]):
-                raise InputError(src / MANIFEST, None, f"this run's {key} ({other[key]['name']}) differs from "
-                                                       f"{sources[0]}'s ({first[key]['name']}); cannot merge")
+        _check_mergeable(src, other, sources[0], first)
+    out = Path(out).absolute()  # recorded paths must not depend on the folder the run was started from
     det = first["detector"]
     if bench is None:
         bench = get_benchmark(first["benchmark"]["name"], data_root or first["benchmark"].get("data_root"))
@@ -405,7 +468,7 @@ def finalize(out: Path, sources: Sequence[Path] | None = None, *, data_root: str
         "images": len(refs), "images_with_detections": sum(1 for r in ordered if len(r.boxes)),
         "detections": int(sum(len(r.boxes) for r in ordered)),
         "unreadable_images": {"count": len(unreadable), "ids": unreadable},
-        "num_shards": first.get("num_shards", 1), "sources": [str(s) for s in sources],
+        "num_shards": first.get("num_shards", 1), "sources": [str(s.absolute()) for s in sources],
         "cache": str(cache_dir(out, bench.name, det["config_hash"])), "predictions": str(predictions),
         "prediction_format": bench.prediction_format,
     }
@@ -481,6 +544,8 @@ def run(request: RunRequest) -> RunResult | ShardOutcome:
         if device == "cuda":
             device = f"cuda:{local_rank}"
     else:
+        if request.num_shards is not None and request.num_shards < 1:
+            raise InputError(None, None, f"--num-shards must be >= 1, got {request.num_shards}")
         if (request.num_shards is None) != (request.shard_id is None) and request.num_shards not in (None, 1):
             raise InputError(None, None, "--num-shards and --shard-id go together")
         num_shards, shard_id = request.num_shards or 1, request.shard_id or 0

@@ -37,6 +37,8 @@ CONVENTION_KEYS: dict[str, tuple[str, ...]] = {
     "face-eval": ("annotation_style", "iterations", "overlap_threshold", "min_width", "min_height",
                   "min_detection_pixels"),
 }
+# Protocols whose documents use the result envelope but are analyses, not benchmark results (no leaderboard row).
+ANALYSIS_PROTOCOLS = frozenset({"anchor-coverage"})
 GENERIC_CONVENTION_KEYS = ("semantics", "convention", "compat", "iou_threshold", "overlap_threshold")
 
 
@@ -44,6 +46,8 @@ def protocol_family(benchmark: str, protocol_name: str) -> str:
     """wider | fddb | face-eval | other: which columns and curves a result has."""
     name = protocol_name.lower().replace("_", "-")
     bench = benchmark.lower()
+    if protocol_name in ANALYSIS_PROTOCOLS:
+        return "other"
     if name.startswith("wider") or bench.startswith("wider"):
         return "wider"
     if name.startswith("fddb") or bench.startswith("fddb"):
@@ -64,6 +68,14 @@ def _field_line(text: str, field: str) -> int | None:
     return text.count("\n", 0, position) + 1
 
 
+def field_line(path: str | os.PathLike, field: str) -> int | None:
+    """The line of a dotted field in a JSON file (None when the file or the field cannot be found)."""
+    try:
+        return _field_line(Path(path).read_text(encoding="utf-8"), field)
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
 class _Validator:
     """Collects the first problem of a document as an InputError at the field's line."""
 
@@ -73,6 +85,12 @@ class _Validator:
 
     def fail(self, field: str, message: str) -> InputError:
         return InputError(self.path, _field_line(self.text, field), f"field '{field}': {message}")
+
+    def missing(self, field: str, message: str = "missing") -> InputError:
+        """A missing field, at the line of the object that should hold it (its own key is nowhere)."""
+        parent = field.rpartition(".")[0]
+        line = _field_line(self.text, parent) if parent else None
+        return InputError(self.path, line, f"field '{field}': {message}")
 
     def string(self, value: Any, field: str, *, empty: bool = False, nullable: bool = False) -> None:
         if value is None and nullable:
@@ -109,7 +127,7 @@ def validate_document(doc: dict[str, Any], path: str | os.PathLike, text: str | 
     v.obj(doc["protocol"], "protocol")
     for key in ("name", "version"):
         if key not in doc["protocol"]:
-            raise v.fail(f"protocol.{key}", "missing")
+            raise v.missing(f"protocol.{key}")
         v.string(doc["protocol"][key], f"protocol.{key}")
     v.obj(doc["settings"], "settings")
     v.obj(doc["metrics"], "metrics")
@@ -129,7 +147,7 @@ def validate_document(doc: dict[str, Any], path: str | os.PathLike, text: str | 
     family = protocol_family(doc["benchmark"], doc["protocol"]["name"])
     for name in FAMILY_METRICS.get(family, ()):
         if name not in doc["metrics"]:
-            raise v.fail(f"metrics.{name}", f"missing (a {doc['benchmark']} result must report it)")
+            raise v.missing(f"metrics.{name}", f"missing (a {doc['benchmark']} result must report it)")
 
     curves = doc.get("curves", {})
     v.obj(curves, "curves")
@@ -145,7 +163,7 @@ def validate_document(doc: dict[str, Any], path: str | os.PathLike, text: str | 
         det = doc["detector"]
         v.obj(det, "detector")
         if "name" not in det:
-            raise v.fail("detector.name", "missing")
+            raise v.missing("detector.name")
         v.string(det["name"], "detector.name")
         if "options" in det:
             v.obj(det["options"], "detector.options")
@@ -284,19 +302,39 @@ def load_result(path: str | os.PathLike) -> StoredResult:
     return StoredResult(path=path, doc=doc)
 
 
+RESULT_SCHEMA_PREFIX = "facebench.result/"
+
+
+def other_document_kind(doc: Any) -> str | None:
+    """What a facebench JSON that is not a benchmark result is (its schema, or its analysis protocol); None for a
+    result or anything that claims to be one."""
+    if not isinstance(doc, dict):
+        return None
+    schema = doc.get("schema")
+    if isinstance(schema, str) and schema.startswith("facebench.") and not schema.startswith(RESULT_SCHEMA_PREFIX):
+        return schema
+    protocol = doc.get("protocol")
+    name = protocol.get("name") if isinstance(protocol, dict) else None
+    if isinstance(name, str) and name in ANALYSIS_PROTOCOLS:
+        return f"{name} analysis"
+    return None
+
+
 def _is_result_candidate(path: Path) -> bool:
-    """A JSON file that claims to be a facebench result (has a `schema` field), or that is not valid JSON (a
-    damaged result must not vanish silently). Other JSON (run manifests, caches, COCO exports) is not."""
+    """A JSON file that claims to be a facebench result (has a `schema` field and is not another facebench
+    document: a comparison, an error analysis, an anchor analysis, a training config ...), or that is not valid
+    JSON (a damaged result must not vanish silently). Other JSON (run manifests, caches, COCO exports) is not."""
     try:
         doc = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return True
-    return isinstance(doc, dict) and "schema" in doc
+    return isinstance(doc, dict) and "schema" in doc and other_document_kind(doc) is None
 
 
 def find_result_files(root: str | os.PathLike, ignored: list[Path] | None = None) -> list[Path]:
     """Result JSONs under a folder (recursive, sorted); a file argument is returned as is. JSON files without a
-    `schema` field are not results: they are skipped (and appended to `ignored` when given)."""
+    `schema` field, and other facebench documents, are not results: they are skipped (and appended to `ignored`
+    when given)."""
     root = Path(root)
     if root.is_file():
         return [root]

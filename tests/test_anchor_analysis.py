@@ -134,6 +134,29 @@ def test_anchors_cli_writes_table_json_and_plot(tmp_path):
     assert bad.exit_code == 2 and "--ratios" in bad.output
 
 
+def test_anchors_cli_bad_inputs_are_one_line_errors_before_any_work(tmp_path):
+    from facebench.commands.anchors import anchors_command
+    from facebench.errors import InputError
+
+    gt = tmp_path / "gt.txt"
+    gt.write_text("0--a/a.jpg\n2\n10 10 16 16 0 0 0 0 0 0\n100 50 nan 44 0 0 0 0 0 0\n")
+
+    def error(*args: str) -> InputError:
+        with pytest.raises(InputError) as info:
+            anchors_command.main(["--gt", str(gt), "--frame", "original", "--ratios", "0.68", *args],
+                                 standalone_mode=False)
+        assert "\n" not in str(info.value)
+        return info.value
+
+    nan = error()
+    assert (nan.path, nan.line) == (str(gt), 4) and "non-finite box value" in nan.message
+    gt.write_text("0--a/a.jpg\n1\n10 10 16 16 0 0 0 0 0 0\n")
+    assert "--crop-size must be >= 16" in error("--crop-size", "0").message
+    assert "--out must end in .csv or .json" in error("--out", str(tmp_path / "x.txt")).message
+    assert "--plot: cannot write" in error("--plot", str(tmp_path / "x.gif")).message
+    assert not (tmp_path / "x.txt").exists()
+
+
 def test_real_wider_train_ratio_068_matches_most_faces(shared_data):
     split = require(shared_data / "widerface" / "wider_face_split" / "wider_face_train.mat")
     from detectors.hambox.data import read_wider_split, valid_boxes_xyxy

@@ -114,6 +114,53 @@ def test_bad_input_exit_codes(tmp_path: Path, baseline: Path) -> None:
     assert exit_code(["check", str(result_file(tmp_path)), "--baseline", str(baseline), "--tolerance", "-1"]) == 2
 
 
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "-0.5"])
+def test_non_finite_or_negative_tolerance_option_is_refused(tmp_path: Path, baseline: Path, capsys,
+                                                            value: str) -> None:
+    worse = result_file(tmp_path, hard=0.2)  # would pass with a NaN or infinite tolerance: the gate turned off
+    assert exit_code(["check", str(worse), "--baseline", str(baseline), f"--tolerance={value}"]) == 2
+    err = capsys.readouterr().err
+    assert "--tolerance must be a finite number >= 0" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("block, needle", [
+    ({"tolerance": float("nan")}, "field 'check.tolerance' must be a finite number >= 0"),
+    ({"tolerance": float("inf")}, "field 'check.tolerance' must be a finite number >= 0"),
+    ({"tolerance": "0.001"}, "field 'check.tolerance' must be a finite number >= 0"),
+    ({"metrics": "hard"}, "field 'check.metrics' must be a non-empty list"),
+    ([1], "field 'check' must be an object"),
+])
+def test_bad_stored_check_block_is_an_input_error_at_its_line(tmp_path: Path, capsys, block, needle) -> None:
+    doc = synthetic_document(values={**BASE, "hard": 0.99})
+    doc["check"] = block
+    stored = write(tmp_path / "stored.json", doc)
+    assert exit_code(["check", str(result_file(tmp_path)), "--baseline", str(stored)]) == 2
+    err = capsys.readouterr().err
+    key = "check" if isinstance(block, list) else next(iter(block))
+    line = int(err.split(":")[2])
+    assert err.startswith(f"error: {stored}:") and needle in err and err.count("\n") == 1
+    assert f'"{key}":' in stored.read_text().splitlines()[line - 1]
+
+
+def test_null_baseline_metric_is_an_input_error_naming_file_and_metric(tmp_path: Path, capsys) -> None:
+    doc = synthetic_document(values=BASE)
+    doc["metrics"]["hard"] = None
+    stored = write(tmp_path / "nullb.json", doc)
+    worse = result_file(tmp_path, hard=0.1)
+    assert exit_code(["check", str(worse), "--baseline", str(stored)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {stored}:") and "baseline metric 'hard' is null" in err
+    line = int(err.split(":")[2])
+    assert '"hard": null' in stored.read_text().splitlines()[line - 1]
+    assert exit_code(["check", str(worse), "--baseline", str(stored), "--metric", "easy"]) == 0
+
+
+def test_missing_baseline_says_baseline_not_found(tmp_path: Path, capsys) -> None:
+    assert exit_code(["check", str(result_file(tmp_path)), "--baseline", str(tmp_path / "nope.json")]) == 2
+    err = capsys.readouterr().err
+    assert "nope.json: baseline file or folder not found" in err and "results folder" not in err
+
+
 def test_baseline_folder_picks_the_comparable_one(tmp_path: Path) -> None:
     folder = tmp_path / "baselines"
     write(folder / "a.json", synthetic_document(values=BASE, label="det"))

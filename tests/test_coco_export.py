@@ -114,6 +114,22 @@ def test_export_command_bad_input(tmp_path: Path, gt, capsys) -> None:
         assert message in capsys.readouterr().err
 
 
+def test_export_command_offers_the_ignore_unknown_it_suggests(gt, tmp_path: Path, capsys) -> None:
+    from facebench.cli import main
+
+    predictions_for(gt, tmp_path, {"img_a": [0, 1, 2], "img_b": [0], "img_c": [0]})
+    stray = tmp_path / "pred" / "99--Stray"
+    stray.mkdir()
+    (stray / "x.txt").write_text("x\n0\n")
+    args = ["export", "coco", "widerface", "--gt-dir", gt.source, "--predictions", str(tmp_path / "pred"),
+            "--out-gt", str(tmp_path / "g.json"), "--out-predictions", str(tmp_path / "d.json")]
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    assert info.value.code == 2 and "--ignore-unknown" in capsys.readouterr().err
+    main(args + ["--ignore-unknown"])
+    assert "5 detections" in capsys.readouterr().out
+
+
 # ----------------------------------------------------------------------------------------------------- real data
 
 def test_real_wider_export_cross_checks_with_pycocotools(shared_data: Path) -> None:

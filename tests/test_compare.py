@@ -101,6 +101,19 @@ def test_missing_records_ask_to_rerun_eval(pair):
         cmp.compare_files(a, b, resamples=20)
 
 
+def test_stale_records_of_another_run_are_refused(pair):
+    """B's records copied beside A's JSON do not reproduce A's metrics: refused, not silently compared."""
+    import shutil
+
+    a, b = pair
+    shutil.copy(bs.records_path(b), bs.records_path(a))
+    with pytest.raises(InputError) as info:
+        cmp.compare_files(a, b, resamples=20)
+    message = str(info.value)
+    assert message.startswith(str(bs.records_path(a))) and "do not belong to a.json" in message
+    assert "stale" in message and "\n" not in message
+
+
 def test_cli_compare_prints_and_writes(pair, tmp_path, capsys):
     import subprocess
     import sys

@@ -228,3 +228,34 @@ def test_cli_analyze_bad_inputs_are_one_line(saved, tmp_path):
     assert "folder changed" in run({**doc, "metrics": {**doc["metrics"], "hard": 0.123}})
     with pytest.raises(InputError, match="recall 1 is never reached"):
         analyze_command.main([str(out), "--out", str(tmp_path / "x"), "--recall", "1"], standalone_mode=False)
+
+
+def test_cli_analyze_finds_the_predictions_beside_a_moved_run_result(saved, tmp_path, monkeypatch, capsys):
+    """A run result records its predictions folder; when that path is gone (a cwd-relative path read from
+    another folder, or the run folder moved), <result folder>/predictions is used."""
+    import shutil
+
+    from facebench.cli import main
+
+    gt, pred_dir, out = saved
+    moved = tmp_path / "moved"
+    shutil.copytree(pred_dir, moved / "predictions")
+    doc = json.loads(out.read_text())
+    doc["settings"]["predictions"] = "runs/old/predictions"  # relative to a folder we are not in
+    (moved / "result.json").write_text(json.dumps(doc))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    main(["analyze", str(moved / "result.json"), "--out", str(tmp_path / "an2")])
+    assert "AP if fixed" in capsys.readouterr().out
+    assert json.loads((tmp_path / "an2" / "analysis.json").read_text())["source"]["predictions"] == \
+        str(moved / "predictions")
+
+
+def test_cli_analyze_refuses_a_non_finite_score(saved, tmp_path):
+    from facebench.commands.analyze import analyze_command
+
+    _, _, out = saved
+    for value in ("nan", "inf"):
+        with pytest.raises(InputError, match="--score must be a finite number"):
+            analyze_command.main([str(out), "--out", str(tmp_path / "x"), "--score", value], standalone_mode=False)

@@ -231,17 +231,22 @@ def test_cache_records_round_trip_exactly_in_float32(tmp_path):
     assert [r.id for r in read_part(cache.path)] == ["a/b", "c"]
 
 
-def test_unreadable_images_are_skipped_warned_and_counted(tmp_path, capsys):
+def _wider_layout(root: Path) -> Path:
+    """The sample as a widerface-val folder: ground_truth/*.mat and WIDER_val/images/<event>/<image>.jpg."""
     from PIL import Image
 
     from facebench import sample
 
-    root = tmp_path / "wider"
     shutil.copytree(sample.GROUND_TRUTH_DIR, root / "ground_truth")
     for spec in sample.IMAGES:
         path = root / "WIDER_val" / "images" / spec.event / f"{spec.name}.jpg"
         path.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(sample.render(spec)).save(path, quality=95)
+    return root
+
+
+def test_unreadable_images_are_skipped_warned_and_counted(tmp_path, capsys):
+    root = _wider_layout(tmp_path / "wider")
     truncated = root / "WIDER_val/images/1--Mosaic/hopper_mosaic_4x4.jpg"
     truncated.write_bytes(truncated.read_bytes()[:300])
     (root / "WIDER_val/images/1--Mosaic/hopper_mosaic_8x8.jpg").write_text("not an image at all")
@@ -257,6 +262,82 @@ def test_unreadable_images_are_skipped_warned_and_counted(tmp_path, capsys):
     # unreadable images are scored as images without detections: their faces count as missed, so only the
     # 6 faces of the portraits and the 2x2 mosaic are found, all at precision 1
     assert doc["metrics"]["easy"] == pytest.approx(6 / 22) and doc["metrics"]["medium"] == pytest.approx(6 / 86)
+
+
+def test_data_root_holds_the_benchmark_folders_as_for_eval_and_env_var(tmp_path, monkeypatch):
+    """--data-root DIR is the folder holding widerface/ (as for `facebench eval`), also from $FACEBENCH_DATA_ROOT;
+    the benchmark folder itself still works; recorded paths are absolute whatever the current folder."""
+    data = tmp_path / "data"
+    _wider_layout(data / "widerface")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("FACEBENCH_DATA_ROOT", raising=False)
+    first = _run(Path("out"), benchmark="widerface-val", data_root="data")
+    doc = json.loads((tmp_path / "out" / "result.json").read_text())
+    assert doc["dataset"]["data_root"] == str(data / "widerface")
+    assert doc["settings"]["predictions"] == str(tmp_path / "out" / "predictions")
+    assert Path(doc["run"]["cache"]).is_absolute() and doc["run"]["sources"] == [str(tmp_path / "out")]
+    monkeypatch.setenv("FACEBENCH_DATA_ROOT", str(data))
+    again = _run(Path("out"), benchmark="widerface-val")
+    assert again.metrics == first.metrics
+    monkeypatch.delenv("FACEBENCH_DATA_ROOT")
+    direct = _run(Path("out"), benchmark="widerface-val", data_root=str(data / "widerface"))
+    assert direct.metrics == first.metrics
+    monkeypatch.setenv("FACEBENCH_DATA_ROOT", str(tmp_path / "elsewhere"))
+    assert _run(Path("sample_out")).metrics  # the embedded sample takes no data root, not even from the env
+
+
+def test_damaged_cache_lines_are_warned_once_by_line_and_their_images_redone(reference, tmp_path, capsys):
+    """Non-UTF-8 bytes, a JSON array and a cached NaN box are damaged lines like any other: skipped with one
+    warning naming the file and line, the image detected again, predictions and result as a clean run."""
+    out = tmp_path / "damaged"
+    shutil.copytree(reference / "cache", out / "cache")
+    part = next((out / "cache").rglob("part-*.jsonl"))
+    lines = part.read_bytes().split(b"\n")[:-1]
+    nan_line = json.loads(lines[2])
+    nan_line["boxes"] = [[1.0, 2.0, 3.0, 4.0, float("nan")]]
+    lines[1] = b"[1, 2, 3]"
+    lines[2] = json.dumps(nan_line).encode()
+    lines.append(b"\x00\xff\xfe junk")
+    part.write_bytes(b"\n".join(lines) + b"\n")
+    capsys.readouterr()
+    result = _run(out)
+    err = capsys.readouterr().err
+    for line in (2, 3, 7):
+        assert err.count(f"{part}:{line}: skipping a damaged cache line") == 1, err
+    assert "Traceback" not in err and "'boxes' holds NaN or inf" in err and "not UTF-8" in err
+    assert _same_tree(out / "predictions", reference / "predictions")
+    assert result.metrics == json.loads((reference / "result.json").read_text())["metrics"]
+    with pytest.raises(ValueError, match="not a record"):
+        ImageRecord.from_line("[1, 2, 3]")
+
+
+def test_merging_shards_of_different_options_names_the_options(tmp_path):
+    _run(tmp_path / "a", num_shards=2, shard_id=0)
+    _run(tmp_path / "b", num_shards=2, shard_id=1, options={"score_threshold": 0.5})
+    with pytest.raises(InputError) as info:
+        finalize(tmp_path / "a", [tmp_path / "a", tmp_path / "b"], plot=False)
+    message = info.value.message
+    assert "options / config hash" in message and "-o score_threshold=0.5" in message
+    assert "-o score_threshold=0.0" in message
+
+
+def test_interrupted_run_says_how_to_resume(tmp_path):
+    from facebench.commands.run import resume_hint
+
+    assert "re-run `facebench run yunet --out 'a b'` to resume" in resume_hint(["run", "yunet", "--out", "a b"])
+    out = tmp_path / "int"
+    proc = subprocess.Popen([sys.executable, "-c", SLOW_RUN.format(repo=str(REPO), out=str(out))],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 90
+    try:
+        while time.time() < deadline and not list(out.glob("cache/*/*/part-*.jsonl")):
+            time.sleep(0.05)
+        time.sleep(0.3)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "interrupted: the images done so far are cached; re-run" in err and "to resume" in err
 
 
 def test_fddb_layout_runs_end_to_end_with_the_fddb_protocol(tmp_path):
@@ -302,6 +383,8 @@ def test_unknown_benchmark_and_bad_arguments():
         _run(Path("unused"), batch_size=0)
     with pytest.raises(InputError, match=r"--shard-id must be in 0\.\.1"):
         _run(Path("unused"), num_shards=2, shard_id=5)
+    with pytest.raises(InputError, match="--num-shards must be >= 1, got 0"):
+        _run(Path("unused"), num_shards=0, shard_id=0)
     with pytest.raises(InputError, match="unknown detector 'yunt'"):
         _run(Path("unused"), detector="yunt")
 

@@ -163,6 +163,37 @@ def test_scan_ignores_other_json_but_not_damaged_results(tmp_path: Path) -> None
         scan(tmp_path)
 
 
+def test_scan_skips_other_facebench_documents_but_validates_results(tmp_path: Path) -> None:
+    """`facebench compare --out`, `analyze` and `anchors --out x.json` documents in a results folder are not
+    results: skipped (listed in `ignored`), never validated as results; an old result schema is still an error."""
+    write(tmp_path / "result.json", synthetic_document())
+    (tmp_path / "cmp.json").write_text(json.dumps({"schema": "facebench.comparison/1", "a": "x", "b": "y"}))
+    (tmp_path / "an.json").write_text(json.dumps({"schema": "facebench.error_analysis/1", "ap": 0.5}))
+    anchors = make_document(benchmark="widerface-train", protocol="anchor-coverage", protocol_version="1",
+                            settings={}, metrics={"max_share_matchable": 0.99}, ground_truth_sha256=GT_A)
+    write(tmp_path / "anchors.json", anchors)
+    ignored: list[Path] = []
+    assert [r.path.name for r in scan(tmp_path, ignored=ignored)] == ["result.json"]
+    assert sorted(p.name for p in ignored) == ["an.json", "anchors.json", "cmp.json"]
+    load_result(tmp_path / "anchors.json")  # read directly, it is a valid document without WIDER metrics
+    old = synthetic_document()
+    old["schema"] = "facebench.result/0"
+    write(tmp_path / "old.json", old)
+    with pytest.raises(InputError, match="old.json.*unknown schema"):
+        scan(tmp_path)
+
+
+def test_missing_field_points_at_the_object_that_should_hold_it(tmp_path: Path) -> None:
+    doc = synthetic_document()
+    del doc["metrics"]["hard"]  # curves.hard still exists further down: not the line to show
+    path = tmp_path / "x.json"
+    path.write_text(json.dumps(doc, indent=1))
+    with pytest.raises(InputError) as info:
+        load_result(path)
+    assert info.value.message.startswith("field 'metrics.hard': missing")
+    assert path.read_text().splitlines()[info.value.line - 1].strip() == '"metrics": {'
+
+
 # ------------------------------------------------------------------------------------------ grouping / merging
 
 def test_runs_of_one_entry_group_oldest_first(tmp_path: Path) -> None:

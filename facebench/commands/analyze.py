@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -10,14 +11,18 @@ import click
 from facebench.errors import InputError
 
 
-def recorded_folder(value: Any, result: Path, field: str, override: Path | None, option: str) -> Path:
-    """A folder named in the result's settings: as recorded (absolute or from here), else beside the result."""
+def recorded_folder(value: Any, result: Path, field: str, override: Path | None, option: str,
+                    beside: str | None = None) -> Path:
+    """A folder named in the result's settings: as recorded (absolute or from here), else relative to the result,
+    else `beside` next to the result (a `facebench run` folder moved or read from elsewhere)."""
     if override is not None:
         return override
-    if not value:
+    fallback = [result.parent / beside] if beside else []
+    if not value and not any(c.is_dir() for c in fallback):
         raise InputError(result, None, f"settings.{field} is missing; pass {option}")
-    recorded = Path(str(value))
-    for candidate in (recorded, result.parent / recorded):
+    recorded = Path(str(value or ""))
+    candidates = ([recorded, result.parent / recorded] if value else []) + fallback
+    for candidate in candidates:
         if candidate.is_dir():
             return candidate
     raise InputError(result, None, f"settings.{field}: folder {recorded} not found; pass {option}")
@@ -59,13 +64,18 @@ def analyze_command(result: Path, out_dir: Path | None, images_dir: Path | None,
     from facebench.results import read_document
     from protocols import wider_face
 
+    if score is not None and not math.isfinite(score):
+        raise InputError(None, None, f"--score must be a finite number, got {score}")
     doc = read_document(result)
     protocol = (doc.get("protocol") or {}).get("name")
     if protocol != "wider_face":
         raise InputError(result, None, f"error analysis supports WIDER FACE results only (this one is {protocol!r})")
     settings = doc.get("settings") or {}
     gt_path = recorded_folder(settings.get("ground_truth_dir"), result, "ground_truth_dir", gt_dir, "--gt-dir")
-    pred_path = recorded_folder(settings.get("predictions"), result, "predictions", pred_dir, "--pred-dir")
+    # the recorded path can be stale; a `facebench run` folder keeps predictions/ beside its result.json (the AP
+    # check below refuses a folder that does not reproduce the result)
+    pred_path = recorded_folder(settings.get("predictions"), result, "predictions", pred_dir, "--pred-dir",
+                                "predictions")
     gt = wider_face.load_ground_truth(gt_path, version=settings.get("ground_truth_version"))
     if gt.sha256 != doc.get("ground_truth_sha256"):
         raise InputError(gt_path, None, f"not the ground truth {result.name} was scored on (sha256 differs); "

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from facebench.errors import InputError
+from facebench.errors import InputError, check_output_paths
 
 COLUMNS = ("ratio", "faces", "share_matchable", "mean_matched_per_face", "mean_assigned_per_face",
            "share_assigned", "share_outer_k3", "share_matching_first_level", "mean_best_iou")
@@ -18,6 +18,28 @@ def interval_at_least(rows: list[dict], level: float) -> list[float] | None:
     """[lowest, highest] ratio whose share of matchable faces is >= level (None if none)."""
     hits = [r["ratio"] for r in rows if r.get("share_matchable", 0.0) >= level]
     return [min(hits), max(hits)] if hits else None
+
+
+def check_out_suffix(path: Path | None) -> None:
+    """--out must be a .csv or .json file (checked before the computation, not after it)."""
+    if path is not None and path.suffix.lower() not in (".csv", ".json"):
+        raise InputError(path, None, "--out must end in .csv or .json")
+
+
+def check_finite_boxes(records: list) -> None:
+    """A NaN or infinite box in the ground truth is an error at its line, not a face silently dropped."""
+    import numpy as np
+
+    for record in records:
+        bad = np.flatnonzero(~np.isfinite(np.asarray(record.boxes_xywh, dtype=np.float64)).all(axis=1))
+        if not len(bad):
+            continue
+        path, _, where = str(record.source).rpartition(":")
+        if where.isdigit():  # the txt: the image name's line, then the count line, then one line per box
+            raise InputError(path, int(where) + 2 + int(bad[0]), f"non-finite box value (NaN or inf) for "
+                                                                  f"{record.name}")
+        raise InputError(path or record.source, None, f"non-finite box value (NaN or inf) in box {int(bad[0]) + 1} "
+                                                      f"of {record.name} ({where})")
 
 
 def write_table(rows: list[dict], path: Path, document: dict) -> None:
@@ -48,7 +70,8 @@ def write_table(rows: list[dict], path: Path, document: dict) -> None:
 @click.option("--levels", type=click.Choice(["P2-P7", "P2-P6"]), default="P2-P7", show_default=True)
 @click.option("--iou", "iou_threshold", type=float, default=0.35, show_default=True,
               help="An anchor matches a face when IoU >= this.")
-@click.option("--crop-size", type=int, default=640, show_default=True, help="Crop side for --frame crop640.")
+@click.option("--crop-size", type=int, default=640, show_default=True,
+              help="Crop side for --frame crop640 (>= 16).")
 @click.option("--samples-per-image", type=int, default=1, show_default=True, help="DAS crops per image (crop640).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the DAS crops (crop640).")
 @click.option("--das-scale-sampling", type=click.Choice(["uniform", "log_uniform"]), default="uniform",
@@ -74,7 +97,12 @@ def anchors_command(gt_path: Path, split: str, frame: str, ratios: str, levels: 
         raise click.BadParameter("must lie in (0, 1]", param_hint="--iou")
     if samples_per_image < 1:
         raise click.BadParameter("must be >= 1", param_hint="--samples-per-image")
+    if crop_size < 16:
+        raise InputError(None, None, f"--crop-size must be >= 16, got {crop_size}")
+    check_out_suffix(out_path)
+    check_output_paths([gt_path, image_sizes], plot=plot_path, out=out_path)
     records, gt_file = read_wider_split(gt_path, split)
+    check_finite_boxes(records)
     boxes = [valid_boxes_xyxy(r) for r in records]
     sizes = aa.read_image_sizes(str(image_sizes), [r.name for r in records]) if image_sizes else None
     strides = aa.STRIDES_P2_P7 if levels == "P2-P7" else aa.STRIDES_P2_P6

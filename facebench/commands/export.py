@@ -33,14 +33,16 @@ def export_group() -> None:
               help="Where to write the COCO detection results JSON (needs --predictions).")
 @click.option("--event", "events", multiple=True, help="WIDER: only images of this event (e.g. 0--Parade); "
               "repeatable.")
+@click.option("--ignore-unknown", is_flag=True, help="WIDER: skip prediction folders and files of events or "
+              "images that the ground truth does not list (default: an error naming them).")
 @click.option("--evaluate", "run_eval", is_flag=True, help="Also run pycocotools COCOeval and print AP.")
 @click.option("--iou", "iou", type=click.Choice(["0.5", "coco"]), default="0.5", show_default=True,
               help="COCOeval IoU thresholds: 0.5 only, or COCO's 0.5:0.95 (ten times slower).")
 @click.option("--max-dets", type=int, default=1000, show_default=True, help="COCOeval detections per image.")
 def coco_command(benchmark: str, predictions: Path | None, gt_dir: str | None, data_root: str | None,
                  annotations: str | None, setting: str, semantics: str, images_root: str | None, out_gt: Path,
-                 out_predictions: Path | None, events: tuple[str, ...], run_eval: bool, iou: str,
-                 max_dets: int) -> None:
+                 out_predictions: Path | None, events: tuple[str, ...], ignore_unknown: bool, run_eval: bool,
+                 iou: str, max_dets: int) -> None:
     """Write BENCHMARK's ground truth (and predictions) in COCO format."""
     from facebench import coco_export
 
@@ -54,7 +56,8 @@ def coco_command(benchmark: str, predictions: Path | None, gt_dir: str | None, d
         gt = wider_face.load_ground_truth(resolve_gt_dir(gt_dir, data_root, "2017"))
         dataset = coco_export.wider_ground_truth(gt, setting, images_root)
         if predictions is not None:
-            detections = coco_export.wider_detections(wider_face.read_predictions(predictions, gt, semantics))
+            read = wider_face.read_predictions(predictions, gt, semantics, ignore_unknown=ignore_unknown)
+            detections = coco_export.wider_detections(read)
     else:
         from facebench.commands.eval_face_eval import resolve_annotations
         from protocols.face_eval import load_ground_truth, read_detections

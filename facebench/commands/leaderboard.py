@@ -11,6 +11,18 @@ from facebench.errors import InputError, warn
 BENCHMARKS = ("widerface-val", "fddb", "afw", "pascal")
 
 
+def check_benchmarks(wanted: tuple[str, ...], results: list, references: list) -> None:
+    """Every --benchmark must name a known benchmark (registered, or present in the results)."""
+    present = {r.benchmark for r in results} | {r.benchmark for r in references}
+    known = list(dict.fromkeys([*BENCHMARKS, "sample", *sorted(present)]))
+    unknown = [b for b in wanted if b not in known]
+    if unknown:
+        raise InputError(None, None, f"--benchmark {unknown[0]!r}: unknown benchmark (known: {', '.join(known)})")
+    if wanted and not present & set(wanted):
+        raise InputError(None, None, f"--benchmark {', '.join(wanted)}: no results or published references for it "
+                                     f"(the results have: {', '.join(sorted(present)) or 'none'})")
+
+
 @click.command("leaderboard")
 @click.option("--results", "results_dir", type=click.Path(path_type=Path), default=Path("results"),
               show_default=True, help="Folder of result JSONs (searched recursively).")
@@ -46,8 +58,8 @@ def leaderboard_command(results_dir: Path, fmt: str, out: Path | None, published
     ignored: list[Path] = []
     results = scan(results_dir, skip_invalid=skip_invalid, ignored=ignored)
     if ignored:
-        click.echo(f"note: {len(ignored)} JSON files without a facebench `schema` ignored (e.g. {ignored[0]})",
-                   err=True)
+        click.echo(f"note: {len(ignored)} JSON files that are not facebench results ignored (run manifests, "
+                   f"comparisons, analyses ...; e.g. {ignored[0]})", err=True)
     references = []
     if published_root is not None:
         from facebench.published import load_references
@@ -57,6 +69,7 @@ def leaderboard_command(results_dir: Path, fmt: str, out: Path | None, published
             warn(f"no published curves or baselines found under {published_root}")
     if not results and not references:
         raise InputError(results_dir, None, "no result JSONs found (and no --published references)")
+    check_benchmarks(benchmarks, results, references)
     board = build_leaderboard(results, references, sort=sort, benchmarks=benchmarks or None, ci=with_ci,
                               resamples=resamples)
     if sort and not any(sort in dict(section.columns) for section in board.sections):

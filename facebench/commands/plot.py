@@ -41,6 +41,8 @@ def plot_command(results: tuple[Path, ...], published: tuple[Path, ...], methods
     from facebench.published import load_references, reference_from_path
     from facebench.store import load_result, protocol_family
 
+    if top is not None and top < 1:
+        raise InputError(None, None, f"--top must be >= 1, got {top}")
     stored = [load_result(p) for p in results]
     if labels and len(labels) != len(stored):
         raise InputError(None, None, f"--label given {len(labels)} times for {len(stored)} results")

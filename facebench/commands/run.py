@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shlex
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,12 @@ def parse_options(pairs: tuple[str, ...]) -> dict[str, Any]:
             value = text
         options[key.strip()] = value
     return options
+
+
+def resume_hint(argv: list[str]) -> str:
+    """What to tell a user who stopped a run: the images done so far are cached, the same command resumes."""
+    command = "facebench " + shlex.join(argv) if "run" in argv else "the same command"
+    return f"interrupted: the images done so far are cached; re-run `{command}` to resume where it stopped"
 
 
 def _echo_result(result: Any) -> None:
@@ -53,7 +61,9 @@ def _echo_result(result: Any) -> None:
 @click.argument("detector", required=False)
 @click.argument("benchmark", required=False)
 @click.option("--data-root", type=click.Path(file_okay=False), default=None,
-              help="Folder holding the benchmark in its official layout (not needed for 'sample').")
+              help="Folder holding widerface/, fddb/, afw/, pascal/ in their official layouts (as for `facebench "
+                   "eval`; one benchmark's folder itself also works); default $FACEBENCH_DATA_ROOT. Not needed "
+                   "for 'sample'.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Output folder (default runs/DETECTOR-BENCHMARK): result.json, records, pr.png, "
                    "predictions/, cache/.")
@@ -82,7 +92,11 @@ def run_command(detector: str | None, benchmark: str | None, data_root: str | No
                          data_root=data_root, out=out, device=device, batch_size=batch_size, num_shards=num_shards,
                          shard_id=shard_id, options=parse_options(options), progress=not no_progress,
                          plot=not no_plot)
-    result = run(request)
+    try:
+        result = run(request)
+    except KeyboardInterrupt:
+        click.echo(resume_hint(sys.argv[1:]), err=True)
+        raise
     _echo_result(result)
     if num_shards and num_shards > 1 and hasattr(result, "shard"):
         target = out or Path("runs") / f"{request.detector}-{request.benchmark}"
@@ -118,7 +132,7 @@ def detectors_command(as_json: bool) -> None:
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where to write the merged results (default: the first DIR).")
 @click.option("--data-root", type=click.Path(file_okay=False), default=None,
-              help="Benchmark folder, when it is not where the shards saw it.")
+              help="Data root (or the benchmark folder), when it is not where the shards saw it.")
 @click.option("--no-plot", is_flag=True, help="Skip the plot.")
 def merge_command(dirs: tuple[Path, ...], out: Path | None, data_root: str | None, no_plot: bool) -> None:
     """Merge the shards of a run (`--num-shards/--shard-id`, one or several --out folders) and score it."""
