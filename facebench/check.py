@@ -220,4 +220,8 @@ def find_baseline(result: StoredResult, baselines: str | os.PathLike) -> StoredR
         raise InputError(path, None, f"no baseline for {result.benchmark} with this ground truth, protocol version "
                                      f"and convention ({len(candidates)} result files looked at)")
     names = ", ".join(c.path.name for c in comparable)
+    if not any(_same_detector(result, c) for c in comparable):
+        raise InputError(path, None, f"no baseline for detector '{result.detector_id}' here, and several other "
+                                     f"comparable results ({names}); store an accepted result of it in this folder "
+                                     "or pass one file with --baseline")
     raise InputError(path, None, f"several baselines match ({names}); pass one file with --baseline")

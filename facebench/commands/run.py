@@ -100,7 +100,8 @@ def run_command(detector: str | None, benchmark: str | None, data_root: str | No
     _echo_result(result)
     if num_shards and num_shards > 1 and hasattr(result, "shard"):
         target = out or Path("runs") / f"{request.detector}-{request.benchmark}"
-        click.echo(f"when every shard is done: facebench merge {target}")
+        click.echo(f"when every shard is done: facebench merge {target} (followed by the other shards' --out "
+                   "folders if they differ)")
 
 
 @click.command(name="detectors")

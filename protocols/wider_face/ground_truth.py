@@ -146,7 +146,7 @@ def load_ground_truth(gt_dir: str | os.PathLike, version: str | None = None) -> 
     gt = WiderGroundTruth(
         events=tuple(events), images=tuple(images), image_event=np.asarray(image_event, dtype=np.int32),
         face_offsets=offsets, boxes=boxes_all, keep=keep, attributes=attributes,
-        sha256=digest, version=version, source=str(gt_dir),
+        sha256=digest, version=version, source=str(Path(gt_dir).absolute()),
         image_index={key: i for i, key in enumerate(images)},
     )
     _save_cache(gt)
@@ -189,7 +189,7 @@ def _load_cache(digest: str, gt_dir: Path, version: str | None) -> WiderGroundTr
             return WiderGroundTruth(
                 events=events, images=images, image_event=image_event, face_offsets=data["face_offsets"],
                 boxes=data["boxes"], keep=keep, attributes=attributes, sha256=digest,
-                version=version or str(data["version"]), source=str(gt_dir),
+                version=version or str(data["version"]), source=str(Path(gt_dir).absolute()),
                 image_index={key: i for i, key in enumerate(images)})
     except (OSError, KeyError, ValueError):
         return None

@@ -235,7 +235,7 @@ def read_predictions(pred_dir: str | os.PathLike, gt: WiderGroundTruth, semantic
     if not quiet:
         for note in notes:
             warn(note)
-    return WiderPredictions(boxes=boxes, offsets=offsets, semantics=semantics, source=str(pred_dir),
+    return WiderPredictions(boxes=boxes, offsets=offsets, semantics=semantics, source=str(pred_dir.absolute()),
                             missing=missing, dropped=tuple(dropped), notes=tuple(notes))
 
 
@@ -279,9 +279,11 @@ def _parse_boxes(parsed: list[_FileBoxes], dropped: list[str], whole_line: bool 
         row = int(np.flatnonzero(bad)[0])
         file_no = int(np.searchsorted(np.cumsum(n_lines), row, side="right"))
         item = parsed[file_no]
-        line = item.first_line + row - int(np.concatenate(([0], np.cumsum(n_lines)))[file_no])
+        offset = row - int(np.concatenate(([0], np.cumsum(n_lines)))[file_no])
+        text = item.body.split(b"\n")[offset].strip()[:80].decode("utf-8", errors="replace")
         what = "score" if np.isfinite(boxes[row, :4]).all() else "coordinate"
-        raise InputError(item.path, line, f"non-finite {what} (NaN or inf) in '{' '.join(map(str, boxes[row]))}'")
+        raise InputError(item.path, item.first_line + offset, f"non-finite {what} (NaN, inf or beyond float range) "
+                                                              f"in '{text}'")
     return boxes, image_of_box
 
 
