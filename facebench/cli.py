@@ -125,6 +125,10 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:  # a bug, not bad input: still one line unless --debug
         if debug:
             raise
+        if isinstance(exc, OSError) and exc.filename is not None:
+            # an unwritable output, a folder where a file belongs: the user's paths, not a bug
+            click.echo(f"error: {exc.filename}: {exc.strerror or exc}", err=True)
+            sys.exit(2)
         click.echo(f"error: {type(exc).__name__}: {exc} (re-run with --debug for the traceback)", err=True)
         sys.exit(1)
 

@@ -91,12 +91,17 @@ def check_output_paths(inputs: "list[str | os.PathLike | None] | tuple", plot: s
         target = Path(target)
         if target.is_dir():
             raise InputError(target, None, f"--{option.replace('_', '-')}: is a directory, expected a file path")
+        flag = f"--{option.replace('_', '-')}"
         for parent in target.parents:
             if parent.exists():
                 if not parent.is_dir():
-                    raise InputError(target, None, f"--{option.replace('_', '-')}: {parent} is a file, not a folder")
+                    raise InputError(target, None, f"{flag}: {parent} is a file, not a folder")
+                if not os.access(parent, os.W_OK | os.X_OK):
+                    raise InputError(target, None, f"{flag}: cannot write in {parent} (permission denied)")
                 break
+        if target.exists() and not os.access(target, os.W_OK):
+            raise InputError(target, None, f"{flag}: the file is not writable (permission denied)")
         if target.exists():
             for source in sources:
                 if source.is_file() and os.path.samefile(source, target):
-                    raise InputError(target, None, f"--{option.replace('_', '-')}: refusing to overwrite an input file")
+                    raise InputError(target, None, f"{flag}: refusing to overwrite an input file")

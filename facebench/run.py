@@ -92,6 +92,8 @@ def _cached_boxes(value: Any) -> np.ndarray:
     boxes = np.asarray(value, dtype=np.float64)
     if not np.isfinite(boxes).all():
         raise ValueError("'boxes' holds NaN or inf")
+    if np.abs(boxes).max() > np.finfo(np.float32).max:  # the cache is written in float32: not ours
+        raise ValueError("'boxes' holds values beyond float32 range")
     return boxes
 
 

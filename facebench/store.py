@@ -148,6 +148,9 @@ def validate_document(doc: dict[str, Any], path: str | os.PathLike, text: str | 
     for name in FAMILY_METRICS.get(family, ()):
         if name not in doc["metrics"]:
             raise v.missing(f"metrics.{name}", f"missing (a {doc['benchmark']} result must report it)")
+        value = doc["metrics"][name]
+        if isinstance(value, (int, float)) and not 0.0 <= value <= 1.0:  # a percentage here would pass any gate
+            raise v.fail(f"metrics.{name}", f"must be a fraction in [0, 1], got {value}")
 
     curves = doc.get("curves", {})
     v.obj(curves, "curves")

@@ -36,12 +36,36 @@ def test_outputs_never_overwrite_inputs_or_folders(tmp_path):
     check_output_paths([source, None, tmp_path / "missing"], out=tmp_path / "r.json", roc_prefix=None)
 
 
+def run_command_body(body: str) -> subprocess.CompletedProcess:
+    """Run facebench's entry point on a throwaway command whose body is `body` (one statement)."""
+    code = ("import warnings, facebench.cli as c\n"
+            "@c.cli.command('probe')\n"
+            "def probe():\n"
+            f"    {body}\n"
+            "c.main(['probe'])\n")
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+
+
 def test_cli_prints_library_warnings_on_one_line():
-    code = ("import warnings, facebench.cli as c, click\n"
-            "@c.cli.command('warn-test')\n"
-            "def w():\n"
-            "    warnings.warn('first part\\n  second part', RuntimeWarning)\n"
-            "c.main(['warn-test'])\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    done = run_command_body("warnings.warn('first part\\n  second part', RuntimeWarning)")
     assert done.returncode == 0
     assert done.stderr.strip().splitlines() == ["warning: first part second part (RuntimeWarning)"]
+
+
+def test_unwritable_outputs_are_refused_before_work(tmp_path, monkeypatch):
+    import os
+
+    target = tmp_path / "r.json"
+    monkeypatch.setattr(os, "access", lambda path, mode: os.fspath(path) != os.fspath(tmp_path))
+    with pytest.raises(InputError, match="cannot write in"):
+        check_output_paths([], out=target)
+    target.write_text("{}")
+    monkeypatch.setattr(os, "access", lambda path, mode: os.fspath(path) != os.fspath(target))
+    with pytest.raises(InputError, match="the file is not writable"):
+        check_output_paths([], out=target)
+
+
+def test_cli_reports_os_errors_on_user_paths_as_input_errors():
+    done = run_command_body("open('/nonexistent-dir-facebench/x.json', 'w')")
+    assert done.returncode == 2
+    assert done.stderr.strip() == "error: /nonexistent-dir-facebench/x.json: No such file or directory"

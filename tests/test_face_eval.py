@@ -654,6 +654,15 @@ def test_help_text_is_formatted_and_names_both_size_options(capsys):
         assert "detection size filter" in min_height and "--strict-ids" in text
 
 
+def test_ids_with_a_folder_part_match_no_image_as_in_the_toolbox(tmp_path, capsys, small_gt):
+    # The toolbox keys a .txt line on name.split('.')[0]: a folder part stays, so the id is unknown (an FP).
+    path = det_file(tmp_path, ["afw/images/img1.jpg 0.9 100 100 199 199", "img1.jpg 0.8 100 100 199 199"])
+    res = evaluate(small_gt, read_detections(path), iterations=1)
+    assert res.tp.tolist() == [False, True] and res.n_detections_unknown_image == 1
+    err = capsys.readouterr().err
+    assert "'afw/images/img1'" in err and "ids keep a folder part" in err
+
+
 def test_unknown_image_ids_are_false_positives_with_one_warning(tmp_path, capsys, small_gt):
     from facebench.bootstrap import intervals_for_file
 

@@ -171,3 +171,24 @@ def test_protobuf_round_trip_and_shape_drop():
     stripped = _protobuf.drop_value_shapes(model, {"x"})
     assert b"\x08\x0a" not in stripped and b"\x08\x01" in stripped
     assert _protobuf.drop_value_shapes(model, {"other"}) == model
+
+
+def test_non_finite_option_values_are_refused():
+    from facebench.commands.run import parse_options
+
+    for text in ("NaN", "-Infinity"):  # the JSON spellings parse to floats
+        with pytest.raises(InputError, match="must be a finite number"):
+            parse_options((f"score_threshold={text}",))
+    for value in ("nan", "inf", float("nan")):  # other spellings stay text until the detector reads them
+        with pytest.raises(InputError, match="is not a float"):
+            registry.create("yunet", score_threshold=value)
+
+
+def test_hambox_numeric_options_must_be_finite(tmp_path):
+    from detectors.hambox.detector import _as_number
+
+    with pytest.raises(InputError, match="not a finite float"):
+        _as_number("score_threshold", "nan", float)
+    with pytest.raises(InputError, match="not a finite int"):
+        _as_number("max_detections", 7.5, int)
+    assert _as_number("max_detections", "750", int) == 750

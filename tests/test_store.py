@@ -194,6 +194,16 @@ def test_missing_field_points_at_the_object_that_should_hold_it(tmp_path: Path) 
     assert path.read_text().splitlines()[info.value.line - 1].strip() == '"metrics": {'
 
 
+@pytest.mark.parametrize("value", [84.04, -0.5, 1.0000001])
+def test_headline_metrics_must_be_fractions(tmp_path: Path, value: float) -> None:
+    doc = synthetic_document()
+    doc["metrics"]["hard"] = value  # e.g. a percentage: a gate would read it as a huge improvement
+    path = tmp_path / "x.json"
+    path.write_text(json.dumps(doc, indent=1))
+    with pytest.raises(InputError, match=r"field 'metrics.hard': must be a fraction in \[0, 1\]"):
+        load_result(path)
+
+
 # ------------------------------------------------------------------------------------------ grouping / merging
 
 def test_runs_of_one_entry_group_oldest_first(tmp_path: Path) -> None:

@@ -216,6 +216,15 @@ def test_text_after_the_five_numbers_drops_the_file_as_str2num_does(mini, tmp_pa
     assert len(read_predictions(folder, gt, semantics="python-port").dropped) == 0
 
 
+def test_commas_read_as_separators_officially_but_stop_the_python_port(mini, tmp_path, capsys):
+    gt, _ = mini
+    folder = write_predictions(tmp_path / "p", "0--Mini", MINI_PRED)
+    (folder / "0--Mini" / "A.txt").write_text("A, a name\n2\n1,2,3,4,0.5\n1 2 3 4 0.3\n")
+    assert len(read_predictions(folder, gt).dropped) == 0  # str2num reads commas as separators
+    port = read_predictions(folder, gt, semantics="python-port")
+    assert len(port.dropped) == 1 and "A.txt:3: a comma in a box line" in capsys.readouterr().err
+
+
 def test_no_pair_reaching_half_overlap_gives_zero_ap(tmp_path):
     one = {"name": "A", "boxes": [[0, 0, 20, 20]], "easy": [1], "medium": [1], "hard": [1]}
     gt = load_ground_truth(write_ground_truth(tmp_path / "gt", [("0--Mini", [one])]))
@@ -306,6 +315,21 @@ def test_cli_json_and_plot(mini, tmp_path):
     assert plot.stat().st_size > 10_000 and (tmp_path / "r.records.npz").is_file()
 
 
+def test_cli_checks_outputs_and_overlays_before_writing_anything(mini, tmp_path, capsys):
+    from facebench.cli import main
+
+    gt, pred = mini
+    out = tmp_path / "r.json"
+    cases = [(["--plot", str(tmp_path / "pr.xyz")], "cannot write a '.xyz' figure"),
+             (["--overlay", str(tmp_path)], "--overlay needs --plot"),
+             (["--plot", str(tmp_path / "pr.png"), "--overlay", str(tmp_path)], "wider_pr_info")]
+    for extra, message in cases:
+        with pytest.raises(SystemExit) as done:
+            main(["eval", "widerface", str(pred), "--gt-dir", gt.source, "--out", str(out), *extra])
+        assert done.value.code == 2 and message in capsys.readouterr().err
+        assert not out.exists() and not (tmp_path / "r.records.npz").exists() and not (tmp_path / "pr.png").exists()
+
+
 def test_cli_bad_input_is_one_line(tmp_path):
     import subprocess
     import sys
@@ -357,6 +381,10 @@ def test_split_txt_reader_and_errors(tmp_path):
     bad.write_text("0--A/a.jpg\n2\n1 2 3 4 0 0 0 0 0 0\n5 6 x 8 2 1 1 0 1 1\n")
     with pytest.raises(InputError, match=r"bad\.txt:4: non-numeric value"):
         read_split_txt(bad)
+    for row in ("nan 2 3 4 0 0 0 0 0 0", "1 2 1e12 4 0 0 0 0 0 0"):
+        bad.write_text(f"0--A/a.jpg\n2\n1 2 3 4 0 0 0 0 0 0\n{row}\n")
+        with pytest.raises(InputError, match=r"bad\.txt:4: box row values must be finite and within int32 range"):
+            read_split_txt(bad)
     bad.write_text("0--A/a.jpg\n3\n1 2 3 4 0 0 0 0 0 0\n")
     with pytest.raises(InputError, match=r"bad\.txt:3: .*file ends before its 3 boxes"):
         read_split_txt(bad)

@@ -18,6 +18,7 @@ Options (strings from the CLI are parsed):
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any, Sequence
 
@@ -53,9 +54,12 @@ def _as_bool(name: str, value: Any) -> bool:
 def _as_number(name: str, value: Any, kind: type) -> Any:
     """Parse a numeric option."""
     try:
-        return kind(float(value)) if kind is int else kind(value)
+        number = float(value)
     except (TypeError, ValueError):
         raise InputError(None, None, f"hambox option {name}={value!r} is not a number") from None
+    if not math.isfinite(number) or (kind is int and not number.is_integer()):
+        raise InputError(None, None, f"hambox option {name}={value!r} is not a finite {kind.__name__}")
+    return kind(number)
 
 
 class HAMBoxDetector(Detector):

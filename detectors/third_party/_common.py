@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import math
 import os
 import time
 from pathlib import Path
@@ -121,7 +122,7 @@ def _coerce(detector: str, key: str, default: Any, value: Any) -> Any:
             number = float(value)
         except (TypeError, ValueError):
             number = None
-        if number is not None and (kind is float or number.is_integer()):
+        if number is not None and math.isfinite(number) and (kind is float or number.is_integer()):
             return kind(number)
     elif kind is str:
         return str(value)

@@ -25,7 +25,7 @@ def check_command(result: Path, baseline: Path, tolerance: float | None, metrics
     from facebench.store import load_result
 
     stored = load_result(result)
-    report = check_result(stored, find_baseline(stored, baseline), tolerance, metrics or None)
+    report = check_result(stored, find_baseline(stored, baseline), tolerance, tuple(dict.fromkeys(metrics)) or None)
     click.echo(report.table())
     if not report.passed:
         sys.exit(report.exit_code)

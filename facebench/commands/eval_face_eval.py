@@ -182,6 +182,8 @@ def run_face_eval(dataset: str, detections: str, annotations: str | None, old_an
     if old_annotations and gt.style != "original":
         raise InputError(ann_path, None, "--old-annotations given, but this file holds the Mathias et al. 2014 "
                                          "re-annotation (ignore flags); pass the original file or its folder")
+    # Overlays are scored first: a bad one must not leave the outputs half written.
+    published = overlay_curves(overlay_list, gt, iterations, dataset, strict_ids) if plot else []
     result = evaluate(gt, read_detections(detections), iterations=iterations, overlap_threshold=overlap,
                       strict_ids=strict_ids)
     title = DATASET_TITLES[dataset]
@@ -207,7 +209,7 @@ def run_face_eval(dataset: str, detections: str, annotations: str | None, old_an
 
         curves = [PRCurve(label=label or baseline_label(detections), recall=result.recall,
                           precision=result.precision, ap=result.ap * 100.0)]
-        curves += overlay_curves(overlay_list, gt, iterations, dataset, strict_ids)
+        curves += published
         Path(plot).parent.mkdir(parents=True, exist_ok=True)  # like --out: a new folder is made
         plot_pr_panels({title: curves}, plot, ap_format="{:.2f}")
         click.echo(f"wrote {plot}")

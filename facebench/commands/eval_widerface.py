@@ -79,6 +79,9 @@ def widerface_command(pred_dir: Path, gt_dir: str | None, gt_version: str, gt_tx
     from protocols import wider_face
 
     check_output_paths([gt_txt], plot=plot, out=out, records=records_path(out) if out is not None else None)
+    if overlays and plot is None:
+        raise InputError(None, None, "--overlay needs --plot (the figure it is drawn on)")
+    published = published_overlays(overlays)  # read first: a bad overlay must not leave outputs half written
     started = time.perf_counter()
     gt = wider_face.load_ground_truth(resolve_gt_dir(gt_dir, data_root, gt_version), version=gt_version)
     if gt_txt:
@@ -110,5 +113,5 @@ def widerface_command(pred_dir: Path, gt_dir: str | None, gt_version: str, gt_tx
         result.save_records(records_path(out))
         click.echo(f"wrote {out}")
     if plot is not None:
-        result.plot(plot, label=label or default_label(pred_dir), overlays=published_overlays(overlays))
+        result.plot(plot, label=label or default_label(pred_dir), overlays=published)
         click.echo(f"wrote {plot}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import shlex
 import sys
 from pathlib import Path
@@ -24,6 +25,8 @@ def parse_options(pairs: tuple[str, ...]) -> dict[str, Any]:
             value: Any = json.loads(text)
         except json.JSONDecodeError:
             value = text
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InputError(None, None, f"detector option '{key.strip()}={text}' must be a finite number")
         options[key.strip()] = value
     return options
 

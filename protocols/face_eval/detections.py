@@ -84,7 +84,7 @@ def read_text(path: str | os.PathLike) -> Detections:
         row = []
         for what, text in zip(("score", "x1", "y1", "x2", "y2"), fields[1:]):
             row.append(_number(path, number, what, text))
-        keys.append(image_key(fields[0]))
+        keys.append(fields[0].split(".")[0])  # the toolbox's key: a folder part stays (and matches no image)
         values.append(row)
         origins.append(number)
     if not values:

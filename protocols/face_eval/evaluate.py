@@ -183,7 +183,9 @@ def unknown_id_warning(detections: Detections, unknown: np.ndarray, gt: FaceEval
     first = int(unknown[0])
     return (f"{detections.location(first)}: {unknown.size} detection(s) with image ids not in "
             f"{os.path.basename(gt.path)} counted as false positives (first: {str(detections.keys[first])!r}; "
-            f"--strict-ids makes this an error)")
+            + ("ids keep a folder part, as in the toolbox: write bare image names; "
+               if any(sep in str(detections.keys[first]) for sep in "/\\") else "")
+            + "--strict-ids makes this an error)")
 
 
 def records_images(gt: FaceEvalGroundTruth, keys: np.ndarray, det_image: np.ndarray) \

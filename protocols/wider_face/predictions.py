@@ -131,7 +131,8 @@ def _list_prediction_files(pred_dir: Path, gt: WiderGroundTruth, ignore_unknown:
     if unknown:
         warn(f"ignored {len(unknown)} prediction entries not in the ground truth (first: {unknown[0]})")
     if not found:
-        raise InputError(pred_dir, None, "no prediction files found (expected <event>/<image>.txt)")
+        why = f"; {len(unknown)} entries ignored as not in the ground truth, first: {unknown[0]}" if unknown else ""
+        raise InputError(pred_dir, None, f"no prediction files found (expected <event>/<image>.txt){why}")
     return found
 
 
@@ -168,9 +169,14 @@ def _official_file(index: int, path: str, data: bytes, dropped: list[str]) -> _F
     return _FileBoxes(index, path, b"\n".join(lines[:count]), count, 3)
 
 
-def _port_file(index: int, path: str, data: bytes) -> _FileBoxes | None:
+def _port_file(index: int, path: str, data: bytes, dropped: list[str]) -> _FileBoxes | None:
     """The Python port's reader: count ignored, every non-empty line after line 2 is a box."""
     data = _split_lines(data)
+    comma = data.find(b",", data.find(b"\n", data.find(b"\n") + 1) + 1) if b"," in data else -1
+    if comma >= 0:  # the port splits on spaces only: float('0,9') stops it
+        line = data.count(b"\n", 0, comma) + 1
+        dropped.append(f"{path}:{line}: a comma in a box line, which the Python port cannot read")
+        return None
     first = data.find(b"\n")
     second = data.find(b"\n", first + 1) if first >= 0 else -1
     body = data[second + 1:] if second >= 0 else b""
@@ -203,7 +209,7 @@ def read_predictions(pred_dir: str | os.PathLike, gt: WiderGroundTruth, semantic
             path = files[index]
             data = read_input_bytes(path, "prediction file")
             item = _official_file(index, path, data, dropped_here) if semantics == "official" \
-                else _port_file(index, path, data)
+                else _port_file(index, path, data, dropped_here)
             if item is not None:
                 parsed.append(item)
         boxes_here, images_here = _parse_boxes(parsed, dropped_here, whole_line=semantics == "official")

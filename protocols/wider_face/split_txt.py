@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from facebench.errors import InputError, read_input_text
+from facebench.errors import InputError, read_input_text, text_lines
 
 ATTRIBUTE_COLUMNS = ("blur", "expression", "illumination", "invalid", "occlusion", "pose")
 
@@ -34,7 +35,7 @@ class SplitImage:
 def read_split_txt(path: str | os.PathLike) -> list[SplitImage]:
     """Parse the split file; a count of 0 is followed by one all-zero placeholder row, as released."""
     path = Path(path)
-    lines = read_input_text(path, "annotation file").splitlines()
+    lines = text_lines(read_input_text(path, "annotation file"))
     images: list[SplitImage] = []
     i, n = 0, len(lines)
     while i < n:
@@ -65,6 +66,9 @@ def read_split_txt(path: str | os.PathLike) -> list[SplitImage]:
                 numbers = [float(f) for f in fields[:10]]
             except ValueError:
                 raise InputError(path, j + 1, f"non-numeric value in box row '{lines[j].strip()[:60]}'") from None
+            if not all(math.isfinite(v) and abs(v) < 2 ** 31 for v in numbers):
+                raise InputError(path, j + 1, f"box row values must be finite and within int32 range, got "
+                                              f"'{lines[j].strip()[:60]}'")
             values[k, :len(numbers)] = numbers
             j += 1
         values = values[:count]
