@@ -208,3 +208,12 @@ def test_plot_with_many_overlays_keeps_the_legend_in_the_figure(tmp_path):
     # cropped to what was drawn (bbox_inches="tight"): the legend beside each panel widens the figure
     assert pixels.shape[1] > 2 * 6.5 * 130 and pixels.shape[0] >= 5 * 130 - 10
     assert (pixels[:, -5:] == 255).all()  # only the crop margin at the right: nothing runs off
+
+
+def test_cli_warns_when_the_ground_truth_has_no_face(mini, tmp_path, capsys):
+    annotations = tmp_path / "empty.txt"
+    annotations.write_text("a/imgA\n0\nb/imgB\n0\nc/imgC\n0\n")
+    code, out, err = run_cli(["eval", "fddb", str(mini["rects"]), "--annotations", str(annotations),
+                              "--image-sizes", str(mini["sizes"])], capsys)
+    assert code == 0, err
+    assert "lists 3 images but no face; every TPR is 0" in err and len(err.strip().splitlines()) == 1

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from facebench.errors import InputError, check_output_paths
+from facebench.errors import InputError, check_output_paths, warn
 from facebench.results import records_path
 
 CONVENTIONS = ("opencv21", "negated-angle", "opencv4")
@@ -140,6 +140,8 @@ def fddb_command(detections: Path, folds_dir: Path | None, annotations: Path | N
     panels = overlay_series(overlays)  # read before the evaluation, so a bad overlay fails fast
     started = time.perf_counter()
     gt = resolve_ground_truth(folds_dir, annotations, data_root)
+    if gt.n_faces == 0:  # the official program writes '0 0' lines then: say why every TPR is 0
+        warn(f"{gt.source}: the ground truth lists {gt.n_images} images but no face; every TPR is 0")
     sizes = resolve_sizes(gt, image_sizes, images, data_root)
     dets = fddb.read_detections(detections, gt, fmt)
     pi = MSVC_PI if msvc_pi else math.pi
