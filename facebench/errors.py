@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Sequence
 
 
 class InputError(Exception):
@@ -69,29 +70,31 @@ def text_lines(text: str) -> list[str]:
 PLOT_SUFFIXES = (".eps", ".jpeg", ".jpg", ".pdf", ".pgf", ".png", ".ps", ".svg", ".svgz", ".tif", ".tiff", ".webp")
 
 
-def check_output_paths(inputs: "list[str | os.PathLike | None] | tuple", plot: str | os.PathLike | None = None,
-                       **outputs: str | os.PathLike | None) -> None:
+def check_output_paths(inputs: Sequence[str | os.PathLike | None], plot: str | os.PathLike | None = None,
+                       overlays: Sequence[object] = (),
+                       **outputs: str | os.PathLike | Sequence[str | os.PathLike] | None) -> None:
     """Refuse, before any work, outputs that would fail late or destroy input: a plot with a format matplotlib
-    cannot write, an output that is a folder or lies under a file, or an output that is one of the inputs."""
+    cannot write, --overlay without --plot, an output that is a folder, lies under a file, is not writable, is
+    one of the inputs or is written twice. `outputs` maps an option name to the file(s) it writes."""
     from pathlib import Path
 
-    named = dict(outputs)
-    if plot is not None:
-        named["plot"] = plot
-        if Path(plot).suffix.lower() not in PLOT_SUFFIXES:
-            raise InputError(plot, None, f"--plot: cannot write a '{Path(plot).suffix or '(no suffix)'}' figure "
-                                         f"(use one of {', '.join(PLOT_SUFFIXES)})")
-    sources = []
-    for item in inputs:
-        if item is not None and os.path.exists(item):
-            sources.append(Path(item))
-    for option, target in named.items():
-        if target is None:
-            continue
-        target = Path(target)
+    if overlays and plot is None:
+        raise InputError(None, None, "--overlay needs --plot (overlays are only drawn in the figure)")
+    named: list[tuple[str, Path]] = []
+    for option, value in {**outputs, "plot": plot}.items():
+        values = value if isinstance(value, (list, tuple)) else [value]
+        named += [(f"--{option.replace('_', '-')}", Path(v)) for v in values if v is not None]
+    if plot is not None and Path(plot).suffix.lower() not in PLOT_SUFFIXES:
+        raise InputError(plot, None, f"--plot: cannot write a '{Path(plot).suffix or '(no suffix)'}' figure "
+                                     f"(use one of {', '.join(PLOT_SUFFIXES)})")
+    sources = [Path(item) for item in inputs if item is not None and os.path.isfile(item)]
+    written: dict[Path, str] = {}
+    for flag, target in named:
         if target.is_dir():
-            raise InputError(target, None, f"--{option.replace('_', '-')}: is a directory, expected a file path")
-        flag = f"--{option.replace('_', '-')}"
+            raise InputError(target, None, f"{flag}: is a directory, expected a file path")
+        first = written.setdefault(target.resolve(), flag)
+        if first != flag:
+            raise InputError(target, None, f"{flag}: the same file as {first}")
         for parent in target.parents:
             if parent.exists():
                 if not parent.is_dir():
@@ -101,7 +104,5 @@ def check_output_paths(inputs: "list[str | os.PathLike | None] | tuple", plot: s
                 break
         if target.exists() and not os.access(target, os.W_OK):
             raise InputError(target, None, f"{flag}: the file is not writable (permission denied)")
-        if target.exists():
-            for source in sources:
-                if source.is_file() and os.path.samefile(source, target):
-                    raise InputError(target, None, f"{flag}: refusing to overwrite an input file")
+        if target.exists() and any(os.path.samefile(source, target) for source in sources):
+            raise InputError(target, None, f"{flag}: refusing to overwrite an input file")

@@ -69,3 +69,12 @@ def test_cli_reports_os_errors_on_user_paths_as_input_errors():
     done = run_command_body("open('/nonexistent-dir-facebench/x.json', 'w')")
     assert done.returncode == 2
     assert done.stderr.strip() == "error: /nonexistent-dir-facebench/x.json: No such file or directory"
+
+
+def test_an_output_written_twice_or_overlays_without_a_plot_are_refused(tmp_path):
+    with pytest.raises(InputError, match="--plot: the same file as --out"):
+        check_output_paths([], plot=tmp_path / "x.png", out=[tmp_path / "r.json", tmp_path / "x.png"])
+    with pytest.raises(InputError, match="--overlay needs --plot"):
+        check_output_paths([], overlays=["published/"], out=tmp_path / "r.json")
+    check_output_paths([], plot=tmp_path / "x.png", overlays=["published/"],
+                       roc_prefix=[tmp_path / "pDiscROC.txt", tmp_path / "pContROC.txt"])

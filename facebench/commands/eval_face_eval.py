@@ -171,13 +171,10 @@ def run_face_eval(dataset: str, detections: str, annotations: str | None, old_an
     from facebench.results import write_document
     from protocols.face_eval import evaluate, load_ground_truth, read_detections
 
-    if overlays and not plot:
-        raise InputError(None, None, "--overlay needs --plot")
     ann_path = resolve_annotations(dataset, annotations, old_annotations)
+    check_output_paths([detections, ann_path, *overlays], plot=plot, overlays=overlays,
+                       out=[out, records_path(out)] if out else None)
     overlay_list = overlay_files(overlays, exclude=detections)  # check them before the main evaluation
-    check_output_paths([detections, ann_path, *overlay_list], plot=plot, out=out)
-    if out and plot and Path(out).resolve() == Path(plot).resolve():
-        raise InputError(plot, None, "--plot: same file as --out")
     gt = load_ground_truth(dataset, ann_path, min_width=min_width, min_height=min_height)
     if old_annotations and gt.style != "original":
         raise InputError(ann_path, None, "--old-annotations given, but this file holds the Mathias et al. 2014 "

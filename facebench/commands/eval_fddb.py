@@ -67,19 +67,6 @@ def input_files(*paths: Path | str | None) -> list[Path]:
     return files
 
 
-def check_outputs(inputs: list[Path], out: Path | None, plot: Path | None, roc_prefix: str | None,
-                  overlays: tuple[Path, ...]) -> None:
-    """Refuse, before any evaluation, outputs that cannot be written or would replace an input."""
-    if overlays and plot is None:
-        raise InputError(None, None, "--overlay needs --plot (overlays are only drawn in the figure)")
-    check_output_paths(inputs, plot=plot, out=out)
-    if out is not None:
-        check_output_paths(inputs, out=records_path(out))
-    if roc_prefix:
-        for name in ("DiscROC.txt", "ContROC.txt"):
-            check_output_paths(inputs, roc_prefix=Path(roc_prefix + name))
-
-
 def overlay_series(paths):
     """{"discrete": [...], "continuous": [...]} RocSeries from published ROC files or folders of them."""
     from facebench.plots.roc import RocSeries, read_published_roc
@@ -135,8 +122,9 @@ def fddb_command(detections: Path, folds_dir: Path | None, annotations: Path | N
     from protocols.fddb_raster import MSVC_PI
 
     env_sizes = os.environ.get("FACEBENCH_FDDB_SIZES") or None
-    check_outputs(input_files(detections, folds_dir, annotations, image_sizes, env_sizes, *overlays), out, plot,
-                  roc_prefix, overlays)
+    check_output_paths(input_files(detections, folds_dir, annotations, image_sizes, env_sizes, *overlays),
+                       plot=plot, overlays=overlays, out=[out, records_path(out)] if out is not None else None,
+                       roc_prefix=[roc_prefix + n for n in ("DiscROC.txt", "ContROC.txt")] if roc_prefix else None)
     panels = overlay_series(overlays)  # read before the evaluation, so a bad overlay fails fast
     started = time.perf_counter()
     gt = resolve_ground_truth(folds_dir, annotations, data_root)

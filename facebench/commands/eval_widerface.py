@@ -78,9 +78,8 @@ def widerface_command(pred_dir: Path, gt_dir: str | None, gt_version: str, gt_tx
     """Evaluate PRED_DIR (<event>/<image>.txt files) on WIDER FACE val: easy / medium / hard AP."""
     from protocols import wider_face
 
-    check_output_paths([gt_txt], plot=plot, out=out, records=records_path(out) if out is not None else None)
-    if overlays and plot is None:
-        raise InputError(None, None, "--overlay needs --plot (the figure it is drawn on)")
+    check_output_paths([gt_txt], plot=plot, overlays=overlays,
+                       out=[out, records_path(out)] if out is not None else None)
     published = published_overlays(overlays)  # read first: a bad overlay must not leave outputs half written
     started = time.perf_counter()
     gt = wider_face.load_ground_truth(resolve_gt_dir(gt_dir, data_root, gt_version), version=gt_version)
