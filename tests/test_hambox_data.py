@@ -75,6 +75,15 @@ def test_mat_reader_matches_txt_on_a_hand_made_file(tmp_path):
     assert records[0].boxes_xywh.tolist() == [[10, 20, 30, 40], [5, 5, -2, 10]]
     assert records[0].attributes[:, 3].tolist() == [0, 1]
     assert D.valid_boxes_xyxy(records[0]).tolist() == [[10, 20, 40, 60]]
+    # A NaN box is an error naming the image, not a face dropped by valid_boxes_xyxy.
+    boxes[1] = np.array([[1, 2, 3, 4], [1, 2, np.nan, 4]])
+    scipy.io.savemat(tmp_path / "wider_face_train.mat", {
+        "event_list": cells([np.array(["0--Parade"])]),
+        "file_list": cells([cells([np.array(["0_Parade_a"]), np.array(["0_Parade_b"])])]),
+        "face_bbx_list": cells([cells(boxes)]),
+    })
+    with pytest.raises(InputError, match=r"face_bbx_list of 0--Parade/0_Parade_b \(file 2\): box 2 holds NaN"):
+        D.read_wider_split(tmp_path)
 
 
 def test_real_train_txt_and_mat_give_the_same_training_boxes(shared_data):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import dataclass, field, fields
@@ -11,6 +10,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
+from detectors.hambox.config_types import check_field_types
 from facebench.errors import InputError
 
 #: torchvision ImageNet mean as RGB 0-255: the padding colour of crops (spec §6 "pad with the mean colour").
@@ -94,6 +94,10 @@ def read_wider_mat(path: str | os.PathLike) -> list[WiderRecord]:
         for f, file_cell in enumerate(names):
             b = np.asarray(event_boxes[f], dtype=np.float64)
             b = b.reshape(-1, 4) if b.size else np.zeros((0, 4))
+            if not np.isfinite(b).all():  # a face silently dropped later would change every statistic
+                bad = int(np.flatnonzero(~np.isfinite(b).all(axis=1))[0])
+                raise InputError(path, None, f"face_bbx_list of {event_name}/{_cell_text(file_cell)} (file {f + 1}): "
+                                             f"box {bad + 1} holds NaN or inf")
             attrs = np.zeros((len(b), 6), dtype=np.int32)
             for c, key in enumerate(label_keys):
                 if labels[key] is not None:
@@ -134,47 +138,6 @@ def read_wider_split(path: str | os.PathLike, split: str = "train") -> tuple[lis
 # ------------------------------------------------------------------------------------------------
 
 
-def _is_integer(value: Any) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-
-
-def _is_number(value: Any) -> bool:
-    return (_is_integer(value) or isinstance(value, (float, np.floating))) and math.isfinite(value)
-
-
-def config_type_problem(name: str, value: Any, default: Any, any_length: bool = False) -> str | None:
-    """Why a config field's value does not have its default's type (None when it does): booleans, integers,
-    finite numbers, strings, sequences of numbers (of the default's length unless `any_length`); a default of
-    None allows null or an integer."""
-    if isinstance(default, bool):
-        ok, kind = isinstance(value, (bool, np.bool_)), "true or false"
-    elif default is None:
-        ok, kind = value is None or _is_integer(value), "null or an integer"
-    elif isinstance(default, int):
-        ok, kind = _is_integer(value), "an integer"
-    elif isinstance(default, float):
-        ok, kind = _is_number(value), "a finite number"
-    elif isinstance(default, str):
-        ok, kind = isinstance(value, str), "a string"
-    elif isinstance(default, tuple):
-        items_ok = _is_integer if default and all(_is_integer(v) for v in default) else _is_number
-        ok = isinstance(value, (tuple, list)) and all(items_ok(v) for v in value)
-        kind = f"a list of {'integers' if items_ok is _is_integer else 'finite numbers'}"
-        if ok and not any_length and len(value) != len(default):
-            ok, kind = False, f"{kind} of length {len(default)}"
-    else:
-        return None
-    return None if ok else f"'{name}' must be {kind}, got {_shown(value)}"[:160]
-
-
-def _shown(value: Any) -> str:
-    """A value as the JSON config would spell it (true, null, "x"), else its repr."""
-    try:
-        return json.dumps(value)
-    except (TypeError, ValueError):
-        return repr(value)
-
-
 @dataclass(frozen=True)
 class AugmentConfig:
     """Training augmentation settings (spec §6); defaults are the HAMBox recipe."""
@@ -211,10 +174,7 @@ class AugmentConfig:
 
     def validate(self) -> None:
         """Raise ValueError for settings of the wrong type or out of range."""
-        for item in fields(self):
-            problem = config_type_problem(item.name, getattr(self, item.name), item.default, "..." in str(item.type))
-            if problem:
-                raise ValueError(problem)
+        check_field_types(self)
         if self.crop_size < 16:
             raise ValueError("crop_size must be >= 16")
         if not 0.0 <= self.das_prob <= 1.0:

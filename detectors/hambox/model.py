@@ -40,6 +40,7 @@ from detectors.hambox import matching
 from detectors.hambox.anchors import anchor_sizes, anchors_per_location, generate_anchors, level_numbers, level_ranges
 from detectors.hambox.backbone import ResNet
 from detectors.hambox.box_coding import decode, encode, pairwise_iou
+from detectors.hambox.config_types import check_field_types
 from detectors.hambox.heads import HAMBoxHead
 from detectors.hambox.inference import postprocess
 from detectors.hambox.losses import plain_detection_loss, ral_detection_loss
@@ -109,12 +110,7 @@ class HAMBoxConfig:
     input_std: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
     def __post_init__(self) -> None:
-        from detectors.hambox.data import config_type_problem
-
-        for item in dataclasses.fields(self):
-            problem = config_type_problem(item.name, getattr(self, item.name), item.default, "..." in str(item.type))
-            if problem:
-                raise ValueError(problem)
+        check_field_types(self)
         choices = {"backbone_norm": ("frozen", "batch"), "levels": ("P2-P7", "P2-P6"),
                    "fusion": ("product", "sum"), "head": ("plain", "deep"),
                    "matcher": matching.STRATEGIES, "input_channel_order": ("RGB", "BGR")}

@@ -26,22 +26,6 @@ def check_out_suffix(path: Path | None) -> None:
         raise InputError(path, None, "--out must end in .csv or .json")
 
 
-def check_finite_boxes(records: list) -> None:
-    """A NaN or infinite box in the ground truth is an error at its line, not a face silently dropped."""
-    import numpy as np
-
-    for record in records:
-        bad = np.flatnonzero(~np.isfinite(np.asarray(record.boxes_xywh, dtype=np.float64)).all(axis=1))
-        if not len(bad):
-            continue
-        path, _, where = str(record.source).rpartition(":")
-        if where.isdigit():  # the txt: the image name's line, then the count line, then one line per box
-            raise InputError(path, int(where) + 2 + int(bad[0]), f"non-finite box value (NaN or inf) for "
-                                                                  f"{record.name}")
-        raise InputError(path or record.source, None, f"non-finite box value (NaN or inf) in box {int(bad[0]) + 1} "
-                                                      f"of {record.name} ({where})")
-
-
 def write_table(rows: list[dict], path: Path, document: dict) -> None:
     """CSV (one row per ratio) or the JSON result document, by suffix."""
     if path.suffix.lower() == ".csv":
@@ -102,7 +86,6 @@ def anchors_command(gt_path: Path, split: str, frame: str, ratios: str, levels: 
     check_out_suffix(out_path)
     check_output_paths([gt_path, image_sizes], plot=plot_path, out=out_path)
     records, gt_file = read_wider_split(gt_path, split)
-    check_finite_boxes(records)
     boxes = [valid_boxes_xyxy(r) for r in records]
     sizes = aa.read_image_sizes(str(image_sizes), [r.name for r in records]) if image_sizes else None
     strides = aa.STRIDES_P2_P7 if levels == "P2-P7" else aa.STRIDES_P2_P6
