@@ -66,8 +66,9 @@ def text_lines(text: str) -> list[str]:
     return lines
 
 
-# Formats matplotlib's Agg/PDF/SVG/PS backends write (FigureCanvasBase.get_supported_filetypes()).
-PLOT_SUFFIXES = (".eps", ".jpeg", ".jpg", ".pdf", ".pgf", ".png", ".ps", ".svg", ".svgz", ".tif", ".tiff", ".webp")
+# Formats matplotlib's Agg/PDF/SVG/PS backends write (FigureCanvasBase.get_supported_filetypes()); not .pgf,
+# whose backend needs a LaTeX installation and would fail only after the evaluation.
+PLOT_SUFFIXES = (".eps", ".jpeg", ".jpg", ".pdf", ".png", ".ps", ".svg", ".svgz", ".tif", ".tiff", ".webp")
 
 
 def check_output_paths(inputs: Sequence[str | os.PathLike | None], plot: str | os.PathLike | None = None,
@@ -92,9 +93,11 @@ def check_output_paths(inputs: Sequence[str | os.PathLike | None], plot: str | o
     for flag, target in named:
         if target.is_dir():
             raise InputError(target, None, f"{flag}: is a directory, expected a file path")
-        first = written.setdefault(target.resolve(), flag)
-        if first != flag:
-            raise InputError(target, None, f"{flag}: the same file as {first}")
+        first = written.get(target.resolve())
+        if first is not None:
+            raise InputError(target, None, f"{flag}: the same file as {first}" if first != flag
+                             else f"{flag}: the same file given twice")
+        written[target.resolve()] = flag
         for parent in target.parents:
             if parent.exists():
                 if not parent.is_dir():

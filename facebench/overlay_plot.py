@@ -15,7 +15,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from facebench.errors import InputError
+from facebench.errors import PLOT_SUFFIXES, InputError
 from facebench.store import protocol_family
 
 PANELS = {"wider": ("easy", "medium", "hard"), "fddb": ("disc", "cont"), "face-eval": ("pr",)}
@@ -168,15 +168,15 @@ def unique_labels(labels: Sequence[str], details: Sequence[str]) -> list[str]:
 
 def plot_overlay(curves: Iterable[OverlayCurve], benchmark: str, family: str,
                  paths: Iterable[str | os.PathLike]) -> list[Path]:
-    """Draw the curves on one figure and save it to every path (PNG or PDF by suffix)."""
+    """Draw the curves on one figure and save it to every path (format by suffix)."""
     curves = list(curves)
     if not curves:
         raise InputError(None, None, "nothing to plot: no result or published curve given")
     written = []
     for path in paths:
         path = Path(path)
-        if path.suffix.lower() not in (".png", ".pdf", ".svg"):
-            raise InputError(path, None, "figure file must end in .png, .pdf or .svg")
+        if path.suffix.lower() not in PLOT_SUFFIXES:
+            raise InputError(path, None, f"figure file must end in one of {', '.join(PLOT_SUFFIXES)}")
         path.parent.mkdir(parents=True, exist_ok=True)
         if family == "fddb":
             _plot_roc(curves, benchmark, path)

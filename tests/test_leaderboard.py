@@ -259,6 +259,28 @@ def test_overlay_plot_png_and_pdf(tmp_path: Path) -> None:
     assert info.value.code == 2
 
 
+def test_overlay_plot_output_suffixes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from facebench.cli import main
+
+    folder = write_synthetic_results(tmp_path / "results")
+    main(["plot", str(folder / "strong.json"), "--out", str(tmp_path / "fig.jpg"), "--out", str(tmp_path / "v1")])
+    assert (tmp_path / "fig.jpg").read_bytes()[:2] == b"\xff\xd8"  # a JPEG, not fig.jpg.png
+    assert not (tmp_path / "fig.jpg.png").exists()
+    assert (tmp_path / "v1.png").exists() and (tmp_path / "v1.pdf").exists()
+    capsys.readouterr()
+    for bad, message in [("fig.txt", "cannot write a '.txt' figure"), ("fig.pgf", "cannot write a '.pgf' figure")]:
+        with pytest.raises(SystemExit) as info:
+            main(["plot", str(folder / "strong.json"), "--out", str(tmp_path / bad)])
+        assert info.value.code == 2 and message in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:  # the figure written twice
+        main(["plot", str(folder / "strong.json"), "--out", str(tmp_path / "a"), "--out", str(tmp_path / "a.png")])
+    assert info.value.code == 2 and "the same file given twice" in capsys.readouterr().err
+    (tmp_path / "dir.png").mkdir()
+    with pytest.raises(SystemExit) as info:
+        main(["plot", str(folder / "strong.json"), "--out", str(tmp_path / "dir.png")])
+    assert info.value.code == 2 and "is a directory" in capsys.readouterr().err
+
+
 def test_overlay_curves_from_documents() -> None:
     from facebench.overlay_plot import curves_from_document, unique_labels
 

@@ -6,17 +6,20 @@ from pathlib import Path
 
 import click
 
-from facebench.errors import InputError, warn
+from facebench.errors import PLOT_SUFFIXES, InputError, warn
 
 
 def _outputs(out: tuple[Path, ...]) -> list[Path]:
-    """--out values; one without a figure suffix means both X.png and X.pdf."""
+    """--out values; one without a suffix means both X.png and X.pdf."""
     paths: list[Path] = []
     for path in out:
-        if path.suffix.lower() in (".png", ".pdf", ".svg"):
+        if not path.suffix:
+            paths += [path.with_name(path.name + ".png"), path.with_name(path.name + ".pdf")]
+        elif path.suffix.lower() in PLOT_SUFFIXES:
             paths.append(path)
         else:
-            paths += [Path(f"{path}.png"), Path(f"{path}.pdf")]
+            raise InputError(path, None, f"--out: cannot write a '{path.suffix}' figure (use one of "
+                                         f"{', '.join(PLOT_SUFFIXES)}, or no suffix for both .png and .pdf)")
     return paths
 
 
@@ -33,14 +36,18 @@ def _outputs(out: tuple[Path, ...]) -> list[Path]:
 @click.option("--label", "labels", multiple=True, help="Legend label per RESULT, in order (default: detector "
               "name).")
 @click.option("--out", "out", multiple=True, required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Figure file (.png / .pdf / .svg); without a suffix both .png and .pdf; repeatable.")
+              help="Figure file (.png, .pdf, .svg, .jpg, .eps, ...); without a suffix both .png and .pdf; "
+                   "repeatable.")
 def plot_command(results: tuple[Path, ...], published: tuple[Path, ...], methods: tuple[str, ...], top: int | None,
                  benchmark: str | None, labels: tuple[str, ...], out: tuple[Path, ...]) -> None:
     """Overlay RESULTS (result JSONs) and --published curves of one benchmark on one figure."""
     from facebench.overlay_plot import curves_from_document, curves_from_reference, plot_overlay, unique_labels
     from facebench.published import load_references, reference_from_path
+    from facebench.errors import check_output_paths
     from facebench.store import load_result, protocol_family
 
+    figures = _outputs(out)
+    check_output_paths([*results, *published], out=figures)
     if top is not None and top < 1:
         raise InputError(None, None, f"--top must be >= 1, got {top}")
     stored = [load_result(p) for p in results]
@@ -84,5 +91,5 @@ def plot_command(results: tuple[Path, ...], published: tuple[Path, ...], methods
             if ref.benchmark != bench:
                 raise InputError(ref.source, None, f"published curve is for {ref.benchmark}, not {bench}")
             curves += curves_from_reference(ref)
-    for path in plot_overlay(curves, bench, family, _outputs(out)):
+    for path in plot_overlay(curves, bench, family, figures):
         click.echo(f"wrote {path}")
