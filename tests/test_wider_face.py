@@ -225,6 +225,27 @@ def test_commas_read_as_separators_officially_but_stop_the_python_port(mini, tmp
     assert len(port.dropped) == 1 and "A.txt:3: a comma in a box line" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("line, box", [
+    ("1 2 3 4 0.3;", [1, 2, 3, 4, 0.3]),            # a trailing semicolon: one row
+    ("1;2;3;4;0.3", [1, 2, 3, 4, 0.3]),             # a column: the same five numbers
+    ("1 2 3 4 0.3; 5 6 7 8 0.1", [1, 5, 2, 6, 3]),  # a 2x5 matrix read column-major, as raw_info(k) does
+    ("1 2 3 4 0.3;;", [1, 2, 3, 4, 0.3]),           # empty rows are dropped
+    ("1 2 3 4 0.3; 5 6", None),                     # rows of different lengths: str2num fails
+    ("1 2; 3 4", None),                             # four numbers in all
+])
+def test_semicolons_make_a_matrix_as_str2num_does(mini, tmp_path, capsys, line, box):
+    gt, _ = mini
+    folder = write_predictions(tmp_path / "p", "0--Mini", MINI_PRED)
+    (folder / "0--Mini" / "A.txt").write_text(f"A\n2\n1 2 3 4 0.5\n{line}\n")
+    result = read_predictions(folder, gt)
+    boxes = result.image_boxes(gt.image_index[("0--Mini", "A")])
+    if box is None:
+        assert len(result.dropped) == 1 and "A.txt:4: " in capsys.readouterr().err and len(boxes) == 0
+    else:
+        assert len(result.dropped) == 0 and len(boxes) == 2  # sorted by score: find the row, not its place
+        assert any(np.allclose(row, box) for row in boxes), boxes
+
+
 def test_no_pair_reaching_half_overlap_gives_zero_ap(tmp_path):
     one = {"name": "A", "boxes": [[0, 0, 20, 20]], "easy": [1], "medium": [1], "hard": [1]}
     gt = load_ground_truth(write_ground_truth(tmp_path / "gt", [("0--Mini", [one])]))

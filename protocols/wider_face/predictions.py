@@ -65,6 +65,22 @@ def _first_non_number(body: bytes, first_line: int) -> tuple[int, str] | None:
     return None
 
 
+def _matrix_lines(body: bytes, first_line: int) -> tuple[bytes, tuple[int, str] | None]:
+    """Box lines with ';' rewritten as the official reader takes them: str2num makes a matrix of the rows
+    between semicolons (empty rows dropped) and raw_info(1..5) reads it in column-major order; rows of
+    different lengths make str2num fail, which drops the file."""
+    lines = body.split(b"\n")
+    for k, line in enumerate(lines):
+        if b";" not in line:
+            continue
+        rows = [row.replace(b",", b" ").split() for row in line.split(b";")]
+        rows = [row for row in rows if row]
+        if len({len(row) for row in rows}) > 1:
+            return body, (first_line + k, "rows of different lengths between ';' (str2num cannot read the line)")
+        lines[k] = b" ".join(token for column in zip(*rows) for token in column)
+    return b"\n".join(lines), None
+
+
 def _first_bad_line(body: bytes, first_line: int, need: int) -> tuple[int, str]:
     """Locate the first line of `body` that is not `need` or more numbers (slow path, errors only)."""
     for k, line in enumerate(body.split(b"\n")):
@@ -259,7 +275,11 @@ def _parse_boxes(parsed: list[_FileBoxes], dropped: list[str], whole_line: bool 
     if whole_line and any(item.body.translate(None, _TABLE_BYTES) for item in parsed):
         kept = []
         for item in parsed:
-            bad = _first_non_number(item.body, item.first_line) if item.body.translate(None, _TABLE_BYTES) else None
+            bad = None
+            if b";" in item.body:
+                item.body, bad = _matrix_lines(item.body, item.first_line)
+            if bad is None and item.body.translate(None, _TABLE_BYTES):
+                bad = _first_non_number(item.body, item.first_line)
             if bad is None:
                 kept.append(item)
             else:
