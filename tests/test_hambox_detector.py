@@ -128,6 +128,21 @@ def test_loading_errors(tiny_checkpoint, tmp_path):
     torch.save({"state_dict": {}}, broken)
     with pytest.raises(InputError, match="not a HAMBox checkpoint"):
         HAMBoxDetector(checkpoint=str(broken))
+    # A config that passes the type checks but cannot build a model, and an odd version: named, one line.
+    for field, value, message in [("backbone_layers", [0, 1, 1, 1], "backbone_layers must be four positive"),
+                                  ("frozen_stages", 9, "frozen_stages must be in 0..5"),
+                                  ("pa_min_level", 8, "pa_min_level=8 is not a level")]:
+        raw = torch.load(path, weights_only=True)
+        raw["config"][field] = value
+        torch.save(raw, broken)
+        with pytest.raises(InputError, match=f"bad checkpoint config: {message}") as bad:
+            HAMBoxDetector(checkpoint=str(broken))
+        assert "broken.pt" in str(bad.value)
+    raw = torch.load(path, weights_only=True)
+    raw["version"] = "1.0"
+    torch.save(raw, broken)
+    with pytest.raises(InputError, match="checkpoint version must be an integer"):
+        HAMBoxDetector(checkpoint=str(broken))
     with pytest.raises(InputError, match="trained with matcher 'sms', not 'oam'"):
         HAMBoxDetector(checkpoint=str(path), matcher="oam")
     with pytest.raises(InputError, match="unknown hambox option 'thresh'"):

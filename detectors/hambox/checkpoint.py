@@ -108,7 +108,10 @@ def load_checkpoint(path: str | os.PathLike, weights_only: bool = True) -> Check
         raise InputError(path, None, f"cannot read checkpoint ({first})") from None
     if not isinstance(payload, Mapping) or payload.get("format") != FORMAT:
         raise InputError(path, None, f"not a HAMBox checkpoint (expected format '{FORMAT}')")
-    if int(payload.get("version", 0)) > VERSION:
+    version = payload.get("version", 0)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise InputError(path, None, f"checkpoint version must be an integer, got {version!r}")
+    if version > VERSION:
         raise InputError(path, None, f"checkpoint version {payload.get('version')} is newer than supported ({VERSION})")
     for key in ("config", "state_dict"):
         if not isinstance(payload.get(key), Mapping):

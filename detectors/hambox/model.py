@@ -123,8 +123,25 @@ class HAMBoxConfig:
                 raise ValueError(f"shifted anchor level P{level} is not among {self.levels}")
         if self.matcher == "nams" and self.nams_n is not None and int(self.nams_n) < 1:
             raise ValueError("nams_n must be >= 1")
-        if self.channels % 4:
-            raise ValueError("channels must be divisible by 4 (SSH split)")
+        if self.channels < 4 or self.channels % 4:
+            raise ValueError("channels must be a positive multiple of 4 (SSH split)")
+        # Checked here, not only where the modules are built, so a bad checkpoint or config file is refused
+        # when it is read (by name), not with a crash in the first loss.
+        if len(self.backbone_layers) != 4 or min(self.backbone_layers) < 1:
+            raise ValueError(f"backbone_layers must be four positive block counts, got {list(self.backbone_layers)}")
+        if not 0 <= self.frozen_stages <= 5:
+            raise ValueError(f"frozen_stages must be in 0..5, got {self.frozen_stages}")
+        if self.backbone_width < 1 or self.tower_convs < 0:
+            raise ValueError("backbone_width must be >= 1 and tower_convs >= 0")
+        if self.pyramid_anchors and not min(levels) <= self.pa_min_level <= max(levels):
+            raise ValueError(f"pa_min_level={self.pa_min_level} is not a level of {self.levels}")
+        if self.oam_k < 1 or self.zcc_n < 1:
+            raise ValueError("oam_k and zcc_n must be >= 1")
+        for name in ("match_threshold", "oam_t", "ral_high_quality", "pa_threshold"):
+            if not 0.0 < getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in (0, 1], got {getattr(self, name)}")
+        if not 0.0 < self.prior_prob < 1.0:
+            raise ValueError(f"prior_prob must be in (0, 1), got {self.prior_prob}")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict (tuples become lists)."""
