@@ -37,6 +37,10 @@ class Detector(ABC):
         """sha256 of the weights file(s), when the detector has any."""
         return None
 
+    def provenance(self) -> dict[str, Any]:
+        """Where the weights came from, for the results JSON (e.g. a trained checkpoint's recipe label)."""
+        return {}
+
     @property
     def config_hash(self) -> str:
         """Stable 16-hex digest of config(), the cache key of a run."""

@@ -153,6 +153,9 @@ def rows_from_results(results: Iterable[StoredResult]) -> tuple[list[Row], list[
         fields = [f for f in differing_fields(siblings) if f in _SERIOUS]
         if fields:
             note = "kept apart from its other results: different " + ", ".join(fields)
+        provenance = latest.doc.get("detector", {}).get("provenance") or {}
+        if provenance.get("comparable") is False:  # e.g. a HAMBox trained --from-scratch or for fewer iterations
+            note = "; ".join(filter(None, [note, str(provenance.get("label") or "not comparable")]))
         name = latest.detector_name
         if len(names[(name, key.benchmark)]) > 1:  # one name, several configurations / weights
             det = latest.doc.get("detector", {})

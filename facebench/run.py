@@ -266,7 +266,8 @@ def detector_info(registry_name: str, detector: Any) -> dict[str, Any]:
     return {"name": registry_name, "class": f"{type(detector).__module__}:{type(detector).__qualname__}",
             "options": config.get("options", {}), "config_hash": detector.config_hash,
             "weights_sha256": config.get("weights_sha256"), "input_policy": getattr(detector, "input_policy", None),
-            "precision": getattr(detector, "precision", "fp32")}
+            "precision": getattr(detector, "precision", "fp32"),
+            "provenance": detector.provenance() if hasattr(detector, "provenance") else {}}
 
 
 def build_detector(name: str, options: Mapping[str, Any], device: str):
@@ -475,7 +476,7 @@ def finalize(out: Path, sources: Sequence[Path] | None = None, *, data_root: str
         "prediction_format": bench.prediction_format,
     }
     extra = {"detector": {k: det.get(k) for k in ("name", "options", "config_hash", "weights_sha256", "class",
-                                                  "input_policy", "precision")},
+                                                  "input_policy", "precision", "provenance") if k in det},
              "timing": _timing_block(ordered, metas, int(first.get("batch_size", 1)), det),
              "run": run_info, "dataset": first["benchmark"]}
     scored = bench.evaluate(predictions)
@@ -493,7 +494,11 @@ def finalize(out: Path, sources: Sequence[Path] | None = None, *, data_root: str
             scored.plot(out / PLOT, label or det["name"])
     except Exception as exc:  # noqa: BLE001 - a plotting backend problem must not lose the scored result
         warn(f"could not draw {out / PLOT}: {type(exc).__name__}: {exc}")
-    return RunResult(out, predictions, result_path, scored.metrics, scored.table(), document, unreadable)
+    table = scored.table()
+    provenance = det.get("provenance") or {}
+    if provenance.get("comparable") is False:
+        table += f"\nweights: {provenance.get('label', 'not comparable with the paper recipe')}"
+    return RunResult(out, predictions, result_path, scored.metrics, table, document, unreadable)
 
 
 # --------------------------------------------------------------------------------------------------- run

@@ -155,6 +155,8 @@ def test_anchors_cli_bad_inputs_are_one_line_errors_before_any_work(tmp_path):
     assert "--out must end in .csv or .json" in error("--out", str(tmp_path / "x.txt")).message
     assert "--plot: cannot write" in error("--plot", str(tmp_path / "x.gif")).message
     assert not (tmp_path / "x.txt").exists()
+    gt.write_text("0--a/a.jpg\n1\n10 10 0 16 0 0 0 0 0 0\n")  # no face with positive size
+    assert "no face with positive width and height" in error("--plot", str(tmp_path / "x.png")).message
 
 
 def test_real_wider_train_ratio_068_matches_most_faces(shared_data):

@@ -333,6 +333,54 @@ def test_trained_model_and_checkpoints_load_as_the_hambox_detector(tiny_data, tm
         assert len(detections) == 1 and detections[0].ndim == 2 and detections[0].shape[1] == 5
     with pytest.raises(InputError, match="without training state"):
         load_train_state(tmp_path / "d" / "model_final.pt")
+    # The run's label travels with the weights: a scratch run's results say "not comparable".
+    provenance = HAMBoxDetector(checkpoint=str(tmp_path / "d" / "model_final.pt")).provenance()
+    assert provenance["comparable"] is False and provenance["label"].startswith(NOT_COMPARABLE)
+    assert provenance["train_config_name"] == "tiny" and "backbone_weights_sha256" in provenance
+
+
+def test_results_of_a_scratch_model_carry_the_not_comparable_label(tiny_data, tmp_path):
+    from facebench.run import RunRequest
+    from facebench.run import run as run_benchmark
+
+    run(tiny_config(train_section={"max_iters": 1}), tmp_path / "d", tiny_data)
+    outcome = run_benchmark(RunRequest("hambox", out=tmp_path / "r", progress=False, plot=False,
+                                       options={"checkpoint": str(tmp_path / "d" / "model_final.pt")}))
+    provenance = outcome.document["detector"]["provenance"]
+    assert provenance["comparable"] is False and provenance["label"].startswith(NOT_COMPARABLE)
+    assert NOT_COMPARABLE in outcome.table
+
+
+def test_resume_below_the_checkpoint_or_with_other_settings(tiny_data, tmp_path):
+    config = tiny_config(train_section={"max_iters": 4, "checkpoint_every": 2})
+    run(config, tmp_path / "a", tiny_data, max_iters=2)
+    with pytest.raises(InputError, match="--max-iters 1 is below the checkpoint's iteration 2"):
+        run(config, tmp_path / "a", tiny_data, resume=True, max_iters=1)
+    said = []
+    changed = tiny_config(optim={"lr": 0.01}, data={"num_workers": 0},
+                          train_section={"max_iters": 3, "checkpoint_every": 2, "log_every": 2})
+    train(RunOptions(config=changed, out_dir=tmp_path / "a", data_root=tiny_data, echo=said.append, device="cpu",
+                     from_scratch=True, resume=True))
+    warning = [m for m in said if m.startswith("warning: resuming with settings")]
+    assert len(warning) == 1 and "optim.lr" in warning[0] and "max_iters" not in warning[0] \
+        and "log_every" not in warning[0]
+
+
+def test_an_unreadable_image_in_a_loader_worker_is_a_one_line_error(tiny_data, tmp_path):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data, data)
+    broken = sorted((data / "images").rglob("*.png"))[0]
+    broken.write_text("not an image")
+    for workers in (0, 1):
+        with pytest.raises(InputError, match="cannot read image") as info:
+            run(tiny_config(data={"num_workers": workers}, train_section={"max_iters": 6}), tmp_path / f"o{workers}",
+                data)
+        assert info.value.path.endswith(broken.name) and "\n" not in str(info.value)
+    with pytest.raises(InputError, match="cannot read image") as info:  # measuring NAMS N reads the images too
+        run(tiny_config(model={"matcher": "nams"}), tmp_path / "nams", data)
+    assert info.value.path.endswith(broken.name)
 
 
 def test_training_benchmark_script_runs_on_cpu(tmp_path):

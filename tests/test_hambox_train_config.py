@@ -76,6 +76,13 @@ BASE = {"schema": SCHEMA, "name": "x", "model": {"preset": "tiny"}}
     ({"data": [1]}, "'data' must be an object"),
     ({"optim": "x"}, "'optim' must be an object"),
     ({"train": None}, "'train' must be an object"),
+    ({"optim": {"lr_steps": ["a"]}}, "'optim.lr_steps' must be a list of integers"),
+    ({"optim": {"lr_steps": [[1]]}}, "'optim.lr_steps' must be a list of integers"),
+    ({"data": {"das_anchor_scales": []}}, "das_anchor_scales must be increasing positive"),
+    ({"data": {"das_anchor_scales": [-16, 32]}}, "das_anchor_scales must be increasing positive"),
+    ({"data": {"das_anchor_scales": [32, 16]}}, "das_anchor_scales must be increasing positive"),
+    ({"train": {"seed": -1}}, "'train.seed' must be >= 0"),
+    ({"model": {"preset": "tiny", "pa_min_level": 9}}, "pa_min_level=9 is not a level"),
 ])
 def test_bad_configs_are_input_errors(change, needle):
     with pytest.raises(InputError, match=needle):

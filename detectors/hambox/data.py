@@ -189,6 +189,9 @@ class AugmentConfig:
             raise ValueError("shift_jitter must be >= 0 and max_tries >= 1")
         if self.interpolation not in _INTERPOLATIONS:
             raise ValueError(f"interpolation must be one of {', '.join(_INTERPOLATIONS)}")
+        scales = self.das_anchor_scales
+        if not scales or scales[0] <= 0 or any(b <= a for a, b in zip(scales, scales[1:])):
+            raise ValueError("das_anchor_scales must be increasing positive sizes")
         if len(self.pad_rgb) != 3:
             raise ValueError("pad_rgb needs 3 values")
 
@@ -472,6 +475,18 @@ class WiderTrainDataset:
         return int(self._perm[position])
 
     def __getitem__(self, draw: int) -> dict[str, Any]:
+        from torch.utils.data import get_worker_info
+
+        if get_worker_info() is None:
+            return self._sample(draw)
+        try:
+            return self._sample(draw)
+        except InputError as exc:
+            # A DataLoader worker re-raises as a multi-line RuntimeError; carry the error to the main process,
+            # which raises it as the one-line InputError it is (collate_detection, raise_loader_error).
+            return {"error": (exc.path, exc.line, exc.message), "draw": int(draw)}
+
+    def _sample(self, draw: int) -> dict[str, Any]:
         import torch
 
         rng = np.random.default_rng([self.seed, int(draw)])
@@ -525,10 +540,19 @@ def collate_detection(samples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Stack same-size uint8 images [B, 3, S, S]; keep boxes as a list (variable counts per image)."""
     import torch
 
+    failed = [s["error"] for s in samples if "error" in s]
+    if failed:
+        return {"error": failed[0]}
     return {"images": torch.stack([s["image"] for s in samples]),
             "boxes": [s["boxes"] for s in samples],
             "names": [s["name"] for s in samples],
             "draws": torch.tensor([s["draw"] for s in samples], dtype=torch.int64)}
+
+
+def raise_loader_error(batch: Mapping[str, Any]) -> None:
+    """Raise the InputError a DataLoader worker met while making `batch` (see WiderTrainDataset.__getitem__)."""
+    if "error" in batch:
+        raise InputError(*batch["error"])
 
 
 def make_train_loader(dataset: WiderTrainDataset, sampler: TrainBatchSampler, num_workers: int = 4,

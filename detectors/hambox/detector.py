@@ -37,6 +37,8 @@ _DEFAULTS: dict[str, Any] = {
     "nms_threshold": 0.3, "max_detections": 750, "pixel_budget": 678 * 1024 * 4,
     "vote_threshold": 0.3, "drop_singletons": True,
 }
+# Checkpoint `extra` fields written by `facebench train` (train._metadata) that results record.
+_PROVENANCE = ("label", "comparable", "backbone_weights_sha256", "train_config_name", "max_iters", "global_batch")
 
 
 def _as_bool(name: str, value: Any) -> bool:
@@ -104,6 +106,8 @@ class HAMBoxDetector(Detector):
             raise InputError(self.checkpoint_path, None,
                              f"checkpoint was trained with matcher '{checkpoint.config.matcher}', not '{matcher}'")
         self._sha256 = checkpoint.sha256
+        # What `facebench train` stored about the run; results must carry its "not comparable" label.
+        self._provenance = {key: checkpoint.extra[key] for key in _PROVENANCE if key in checkpoint.extra}
         self.model = build_model(checkpoint, self.device)
         if self.fp16:
             self.model.half()
@@ -113,6 +117,10 @@ class HAMBoxDetector(Detector):
     def weights_sha256(self) -> str | None:
         """sha256 of the checkpoint file."""
         return self._sha256
+
+    def provenance(self) -> dict[str, Any]:
+        """The training run's label, comparability, backbone weights and config, as stored in the checkpoint."""
+        return dict(self._provenance)
 
     @torch.no_grad()
     def _forward(self, image: np.ndarray) -> np.ndarray:

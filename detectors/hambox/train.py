@@ -66,6 +66,27 @@ def parameter_groups(model: nn.Module, weight_decay: float, decay_bias_and_norm:
     return groups
 
 
+# Settings a resumed run may change without leaving the unbroken trajectory (bookkeeping, run length).
+_RESUME_FREE = {"description", "paper_rows", "data.num_workers", "train.max_iters", "train.log_every",
+                "train.checkpoint_every", "train.keep_checkpoints", "train.cudnn_benchmark"}
+
+
+def changed_settings(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
+    """Dotted names of the training-config settings that differ between a checkpoint's config and this one."""
+    def flat(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in values.items():
+            if isinstance(value, Mapping) and key != "model":
+                out.update(flat(value, f"{prefix}{key}."))
+            else:
+                out[f"{prefix}{key}"] = value
+        return out
+
+    old, new = flat(saved), flat(current)
+    return sorted(key for key in old.keys() | new.keys()
+                  if key not in _RESUME_FREE and old.get(key) != new.get(key))
+
+
 def comparability(config: TrainConfig, weights_sha256: str | None, world_size: int, accumulation: int,
                   max_iters: int) -> tuple[bool, list[str]]:
     """Whether a run follows the paper recipe, and why not."""
@@ -383,8 +404,11 @@ def estimate_nams_n_for(model: nn.Module, dataset: "WiderTrainDataset", crops: i
     for k in range(crops):
         index = dataset.image_index(k)
         name, raw = dataset.items[index]
-        with Image.open(dataset.image_root / name) as handle:
-            size = handle.size
+        try:
+            with Image.open(dataset.image_root / name) as handle:
+                size = handle.size
+        except OSError as exc:  # PIL's UnidentifiedImageError is an OSError
+            raise InputError(dataset.image_root / name, None, f"cannot read image: {exc}") from None
         drawn = sample_crop_boxes(raw, size, aug, np.random.default_rng([seed, 0xA115, k]))
         if drawn is not None:
             boxes.append(torch.from_numpy(drawn[1]))
@@ -457,7 +481,8 @@ def _jsonable(value: Any) -> Any:
 def train(options: RunOptions, ctx: DistContext | None = None) -> TrainResult:
     """Run (or resume) one training run; rank 0 writes logs, checkpoints and run.json under out_dir."""
     from detectors.hambox.backbone import load_torchvision_weights
-    from detectors.hambox.data import TrainBatchSampler, WiderTrainDataset, make_train_loader, read_wider_split
+    from detectors.hambox.data import (TrainBatchSampler, WiderTrainDataset, make_train_loader, raise_loader_error,
+                                       read_wider_split)
     from detectors.hambox.model import HAMBox
     from facebench.results import git_commit, sha256_files
 
@@ -480,10 +505,17 @@ def train(options: RunOptions, ctx: DistContext | None = None) -> TrainResult:
             raise InputError(resume_path, None, f"checkpoint was made with config '{saved.get('name')}', "
                                                 f"not '{config.name}' (or its model section differs)")
         weights_sha = state.get("backbone_weights_sha256")
+        changed = changed_settings(saved, config.to_dict())
+        if changed:
+            echo(f"warning: resuming with settings that differ from the checkpoint's ({', '.join(changed)}); "
+                 "the run will not follow the trajectory of an unbroken one")
     else:
         check_weights_policy(config, weights, options.from_scratch)
         weights_sha = sha256_files([weights]) if weights is not None else None
     max_iters = int(options.max_iters or config.train.max_iters)
+    if state is not None and max_iters < int(state["iteration"]):
+        raise InputError(resume_path, None, f"--max-iters {max_iters} is below the checkpoint's iteration "
+                                            f"{int(state['iteration'])}: nothing to train")
     accumulation = accumulation_steps(config.train.total_batch, config.train.images_per_gpu, ctx.world_size)
     comparable, reasons = comparability(config, weights_sha, ctx.world_size, accumulation, max_iters)
     label = "comparable with the paper recipe" if comparable else f"{NOT_COMPARABLE}: " + "; ".join(reasons)
@@ -601,6 +633,7 @@ def train(options: RunOptions, ctx: DistContext | None = None) -> TrainResult:
             for micro in range(accumulation):
                 fetch = time.perf_counter()
                 batch = next(batches)
+                raise_loader_error(batch)
                 images = batch["images"].to(ctx.device, non_blocking=True)
                 targets = [b.to(ctx.device, non_blocking=True) for b in batch["boxes"]]
                 data_time += time.perf_counter() - fetch

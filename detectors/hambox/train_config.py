@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from detectors.hambox.config_types import config_type_problem
 from facebench.errors import InputError, read_input_text
 
 SCHEMA = "facebench.hambox.train/1"
@@ -146,8 +147,9 @@ def _section(cls: type, values: Mapping[str, Any], section: str, fail) -> Any:
             fail(key, f"unknown key '{section}.{key}' (known: {', '.join(sorted(names))})")
         default = names[key].default
         if isinstance(default, tuple):
-            if not isinstance(value, list):
-                fail(key, f"'{section}.{key}' must be a list")
+            problem = config_type_problem(f"{section}.{key}", value, default, any_length=True)
+            if not isinstance(value, list) or problem:
+                fail(key, problem or f"'{section}.{key}' must be a list")
             value = tuple(value)
         elif isinstance(default, bool):
             if not isinstance(value, bool):
@@ -232,6 +234,8 @@ def _check_values(config: TrainConfig, fail) -> None:
         fail("total_batch", "'train.total_batch' must be a multiple of 'train.images_per_gpu'")
     if t.amp not in ("fp16", "bf16", "off"):
         fail("amp", "'train.amp' must be 'fp16', 'bf16' or 'off'")
+    if t.seed < 0:
+        fail("seed", "'train.seed' must be >= 0")
     if t.checkpoint_every < 1 or t.log_every < 1 or t.keep_checkpoints < 0 or t.nams_n_crops < 1:
         fail("train", "train: checkpoint_every, log_every, nams_n_crops >= 1 and keep_checkpoints >= 0 required")
     try:

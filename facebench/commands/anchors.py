@@ -101,6 +101,9 @@ def anchors_command(gt_path: Path, split: str, frame: str, ratios: str, levels: 
     n_images = sum(1 for b in boxes if len(b))
     click.echo(f"{gt_file}: {n_images} images with faces, {sum(len(b) for b in boxes)} valid boxes; "
                f"frame: {frame_note}; {faces.n_faces} faces analysed", err=True)
+    if faces.n_faces == 0:
+        raise InputError(gt_file, None, "no face with positive width and height to analyse"
+                         + (" in the training crops" if frame == "crop640" else ""))
     rows = aa.sweep_ratios(faces, ratio_list, strides, iou_threshold)
     header = f"{'ratio':>6} {'matchable%':>10} {'matched/face':>12} {'assigned/face':>13} {'M<3 %':>7} {'P2 %':>6}"
     click.echo(header)
