@@ -106,12 +106,18 @@ def test_export_command_writes_files_pycocotools_reads(gt, tmp_path: Path, capsy
 def test_export_command_bad_input(tmp_path: Path, gt, capsys) -> None:
     from facebench.cli import main
 
+    predictions_for(gt, tmp_path, {"img_a": [0]})
+    (tmp_path / "g.json").write_text("{}")
     for args, message in ((["--evaluate"], "--evaluate need --predictions"),
-                          (["--event", "9--Nope"], "unknown WIDER event(s): 9--Nope")):
+                          (["--event", "9--Nope"], "unknown WIDER event(s): 9--Nope"),
+                          (["--predictions", str(tmp_path / "pred"), "--max-dets", "0"], "--max-dets"),
+                          (["--predictions", str(tmp_path / "pred"), "--out-predictions", str(tmp_path / "g.json")],
+                           "--out-predictions: the same file as --out-gt")):
         with pytest.raises(SystemExit) as info:
             main(["export", "coco", "widerface", "--gt-dir", gt.source, "--out-gt", str(tmp_path / "g.json"), *args])
         assert info.value.code == 2
         assert message in capsys.readouterr().err
+    assert (tmp_path / "g.json").read_text() == "{}"  # nothing written before the checks
 
 
 def test_export_command_offers_the_ignore_unknown_it_suggests(gt, tmp_path: Path, capsys) -> None:

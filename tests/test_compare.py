@@ -127,6 +127,12 @@ def test_cli_compare_prints_and_writes(pair, tmp_path, capsys):
     assert "paired bootstrap over 90 images (300 resamples, seed 4)" in printed and "A - B" in printed
     doc = json.loads(out.read_text())
     assert doc["schema"] == "facebench.comparison/1" and doc["metrics"]["hard"]["significant"] is True
+    for target, seed in ((a, "0"), (bs.records_path(b), "0"), (out, "-1")):  # inputs are never overwritten
+        before = target.read_bytes()
+        with pytest.raises(SystemExit) as info:
+            main(["compare", str(a), str(b), "--seed", seed, "--out", str(target)])
+        assert info.value.code == 2 and target.read_bytes() == before
+        capsys.readouterr()
     bs.records_path(a).unlink()
     proc = subprocess.run([sys.executable, "-m", "facebench", "compare", str(a), str(b)], capture_output=True,
                           text=True)

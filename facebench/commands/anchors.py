@@ -57,7 +57,7 @@ def write_table(rows: list[dict], path: Path, document: dict) -> None:
 @click.option("--crop-size", type=int, default=640, show_default=True,
               help="Crop side for --frame crop640 (>= 16).")
 @click.option("--samples-per-image", type=int, default=1, show_default=True, help="DAS crops per image (crop640).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the DAS crops (crop640).")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the DAS crops (crop640).")
 @click.option("--das-scale-sampling", type=click.Choice(["uniform", "log_uniform"]), default="uniform",
               show_default=True)
 @click.option("--image-sizes", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,

@@ -12,7 +12,7 @@ import click
 @click.argument("b", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--resamples", type=click.IntRange(min=10), default=1000, show_default=True,
               help="Bootstrap resamples (the same image draws for A and B).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the image draws.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the image draws.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Also write the comparison JSON here.")
 def compare_command(a: Path, b: Path, resamples: int, seed: int, out: Path | None) -> None:
     """Compare result A with result B: A - B per metric, its 95% interval and a two-sided p-value.
@@ -21,7 +21,10 @@ def compare_command(a: Path, b: Path, resamples: int, seed: int, out: Path | Non
     ... --out X.json`), the same ground truth and the same protocol settings.
     """
     from facebench.compare import compare_files
+    from facebench.errors import check_output_paths
+    from facebench.results import records_path
 
+    check_output_paths([a, b, records_path(a), records_path(b)], out=out)
     comparison = compare_files(a, b, resamples=resamples, seed=seed)
     click.echo(comparison.table())
     if out is not None:

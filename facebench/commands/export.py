@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from facebench.errors import InputError
+from facebench.errors import InputError, check_output_paths
 
 
 @click.group("export")
@@ -38,7 +38,7 @@ def export_group() -> None:
 @click.option("--evaluate", "run_eval", is_flag=True, help="Also run pycocotools COCOeval and print AP.")
 @click.option("--iou", "iou", type=click.Choice(["0.5", "coco"]), default="0.5", show_default=True,
               help="COCOeval IoU thresholds: 0.5 only, or COCO's 0.5:0.95 (ten times slower).")
-@click.option("--max-dets", type=int, default=1000, show_default=True, help="COCOeval detections per image.")
+@click.option("--max-dets", type=click.IntRange(min=1), default=1000, show_default=True, help="COCOeval detections per image.")
 def coco_command(benchmark: str, predictions: Path | None, gt_dir: str | None, data_root: str | None,
                  annotations: str | None, setting: str, semantics: str, images_root: str | None, out_gt: Path,
                  out_predictions: Path | None, events: tuple[str, ...], ignore_unknown: bool, run_eval: bool,
@@ -48,6 +48,7 @@ def coco_command(benchmark: str, predictions: Path | None, gt_dir: str | None, d
 
     if (out_predictions or run_eval) and predictions is None:
         raise InputError(None, None, "--out-predictions and --evaluate need --predictions")
+    check_output_paths([predictions, annotations], out_gt=out_gt, out_predictions=out_predictions)
     detections = None
     if benchmark == "widerface":
         from facebench.commands.eval_widerface import resolve_gt_dir
