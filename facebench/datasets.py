@@ -38,6 +38,23 @@ class ImageRef:
     render: Callable[[], np.ndarray] | None = dataclasses.field(default=None, compare=False, repr=False)
 
 
+def _as_rgb8(handle: "PIL.Image.Image") -> np.ndarray:
+    """An opened image as RGB uint8; 16-bit and 32-bit grayscale rescaled to 8 bits rather than clipped (PIL's
+    convert('RGB') saturates them: a 16-bit scan would turn white), float images taken as 0..1 or 0..255."""
+    if handle.mode.startswith("I;16") or handle.mode == "I":
+        values = np.asarray(handle).astype(np.float64)
+        if handle.mode.startswith("I;16") or values.max(initial=0) > 255:
+            values = values / 257.0
+    elif handle.mode == "F":
+        values = np.asarray(handle).astype(np.float64)
+        finite = values[np.isfinite(values)]
+        values = np.nan_to_num(values) * (255.0 if finite.size and finite.max() <= 1.0 else 1.0)
+    else:
+        return np.asarray(handle.convert("RGB"))
+    gray = np.clip(np.rint(values), 0, 255).astype(np.uint8)
+    return np.repeat(gray[:, :, None], 3, axis=2)
+
+
 def read_rgb(path: str | os.PathLike, image_id: str = "") -> np.ndarray:
     """Decode an image file as RGB uint8 (H, W, 3), pixels as stored (no EXIF rotation, as the annotators saw)."""
     from PIL import Image
@@ -45,7 +62,7 @@ def read_rgb(path: str | os.PathLike, image_id: str = "") -> np.ndarray:
     try:
         with Image.open(path) as handle:
             handle.load()
-            rgb = handle.convert("RGB")
+            rgb = _as_rgb8(handle)
     except FileNotFoundError:
         raise UnreadableImage(image_id, os.fspath(path), "file not found") from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:

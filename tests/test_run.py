@@ -407,3 +407,19 @@ def test_cli_errors_are_one_line_exit_2(tmp_path):
                               text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(REPO)})
         assert proc.returncode == 2, (args, proc.stderr)
         assert text in proc.stderr and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+
+
+def test_high_bit_depth_grayscale_images_are_rescaled_not_saturated(tmp_path):
+    from PIL import Image
+
+    from facebench.datasets import read_rgb
+
+    ramp = (np.arange(32 * 48).reshape(32, 48) * 40).astype(np.uint16)  # 0 .. 61,400 of 65,535
+    Image.fromarray(ramp).save(tmp_path / "g16.png")
+    rgb = read_rgb(tmp_path / "g16.png")
+    assert rgb.shape == (32, 48, 3) and rgb.dtype == np.uint8
+    assert np.array_equal(rgb[:, :, 0], np.rint(ramp / 257.0).astype(np.uint8))  # not all 255
+    Image.fromarray((ramp / 65535.0).astype(np.float32)).save(tmp_path / "f.tif")
+    assert abs(int(read_rgb(tmp_path / "f.tif")[-1, -1, 1]) - round(61400 / 65535 * 255)) <= 1
+    Image.fromarray(np.full((4, 4), 200, np.int32)).save(tmp_path / "i.tif")  # 32-bit holding 8-bit values
+    assert (read_rgb(tmp_path / "i.tif") == 200).all()
