@@ -347,7 +347,9 @@ def _fddb_scored(bench: FDDB, predictions: Path) -> Scored | None:
         return None
     gt = fddb.load_folds(bench.folds_dir)
     detections = fddb.read_detections(predictions, gt, "rect")
-    result = fddb.evaluate(gt, detections, fddb.read_image_sizes(bench.images_dir, gt))
+    # Images the run skipped as unreadable have no detections; their size does not change the score.
+    empty = [name for name, n in zip(gt.images, np.diff(detections.det_start)) if n == 0]
+    result = fddb.evaluate(gt, detections, fddb.read_image_sizes(bench.images_dir, gt, without_detections=empty))
 
     def save_records(path: Path) -> None:
         result.save_records(path)
@@ -453,8 +455,12 @@ class FaceEvalBenchmark(Benchmark):
 
     def evaluate(self, predictions: Path) -> Scored | None:
         from protocols.face_eval import evaluate, read_detections
+        from protocols.face_eval.detections import no_detections
 
-        result = evaluate(self.ground_truth, read_detections(predictions))
+        # The file this run wrote: empty when the detector found nothing, which scores AP 0 (an input file
+        # given to `facebench eval` that is empty is refused instead, as a likely mistake).
+        found = predictions.read_text().strip() != ""
+        result = evaluate(self.ground_truth, read_detections(predictions) if found else no_detections(predictions))
 
         def document(extra: Mapping[str, Any]) -> dict[str, Any]:
             doc = result.to_document()

@@ -433,8 +433,12 @@ def read_size_table(path: str | os.PathLike, gt: FddbGroundTruth) -> ImageSizes:
     return ImageSizes(width=width, height=height, source=str(Path(path).absolute()))
 
 
-def read_image_sizes(images_dir: str | os.PathLike, gt: FddbGroundTruth) -> ImageSizes:
-    """Sizes from the images' headers: <images_dir>/<name>.jpg (or another common extension)."""
+def read_image_sizes(images_dir: str | os.PathLike, gt: FddbGroundTruth,
+                     without_detections: Sequence[str] = ()) -> ImageSizes:
+    """Sizes from the images' headers: <images_dir>/<name>.jpg (or another common extension).
+
+    An image in `without_detections` whose header cannot be read (a run skipped it as unreadable) gets the
+    smallest canvas holding its ellipses, with a warning: with no detection in it the size changes nothing."""
     from PIL import Image
 
     images_dir = Path(images_dir)
@@ -450,13 +454,27 @@ def read_image_sizes(images_dir: str | os.PathLike, gt: FddbGroundTruth) -> Imag
                     with Image.open(candidate) as im:
                         width[k], height[k] = im.size
                 except OSError as exc:
-                    raise InputError(candidate, None, f"cannot read the image size: {exc}") from None
+                    if name not in without_detections:
+                        raise InputError(candidate, None, f"cannot read the image size: {exc}") from None
+                    width[k], height[k] = _ellipses_extent(gt.ellipses[gt.face_start[k]:gt.face_start[k + 1]])
+                    warn(f"{candidate}: cannot read the image size; it has no detections, so its faces count "
+                         f"as missed on a {width[k]}x{height[k]} canvas holding its ellipses")
                 break
         else:
             file, line = gt.where(k)
             raise InputError(file, line, f"image {name!r} not found under {images_dir} (tried "
                              f"{', '.join(e or 'no extension' for e in IMAGE_EXTENSIONS)})")
     return ImageSizes(width=width, height=height, source=str(Path(images_dir).absolute()))
+
+
+def _ellipses_extent(ellipses: np.ndarray) -> tuple[int, int]:
+    """Width and height of the smallest canvas from the origin holding every ellipse (major, minor, angle, x, y)."""
+    if len(ellipses) == 0:
+        return 1, 1
+    a, b, angle, cx, cy = (ellipses[:, i] for i in range(5))
+    half_w = np.sqrt((a * np.cos(angle)) ** 2 + (b * np.sin(angle)) ** 2)
+    half_h = np.sqrt((a * np.sin(angle)) ** 2 + (b * np.cos(angle)) ** 2)
+    return (max(1, int(np.ceil(np.max(cx + half_w)))) + 1, max(1, int(np.ceil(np.max(cy + half_h)))) + 1)
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -705,3 +705,19 @@ def test_11point_ap_is_nan_like_the_toolbox(tmp_path, small_gt):
     assert res.to_document()["metrics"]["ap_11point"] is None
     assert np.isnan(voc_ap_11point(np.array([0.0, 0.5]), np.array([np.nan, 1.0])))
     assert voc_ap_11point(np.array([]), np.array([])) == 0.0
+
+
+def test_a_run_that_found_nothing_scores_zero_ap(tmp_path):
+    import json
+
+    from facebench.datasets import AFW
+    from facebench.results import write_document
+
+    annotations = write_struct_annotations(tmp_path / "gt.mat", GT_IMAGES)
+    bench = AFW(annotations=annotations, images_dir=tmp_path)
+    empty = bench.write_predictions(tmp_path / "pred", {})
+    assert empty.read_text() == ""
+    scored = bench.evaluate(empty)
+    assert scored.metrics == {"ap": 0.0} and "0 detections" in scored.table()
+    write_document(scored.document({}), tmp_path / "r.json")  # NaN-free, valid result JSON
+    assert json.loads((tmp_path / "r.json").read_text())["metrics"]["ap"] == 0.0

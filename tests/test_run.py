@@ -370,6 +370,12 @@ def test_fddb_layout_runs_end_to_end_with_the_fddb_protocol(tmp_path):
     assert doc["counts"]["faces"] == sum(len(sample.face_boxes(specs[i % 4])) for i in range(10))
     assert result.metrics["disc_tpr_at_1000fp"] > 0.8
     assert (tmp_path / "out" / "fddb-DiscROC.txt").is_file()
+    # An unreadable image is skipped, its faces count as missed, and the run still scores (its size is
+    # not needed: it has no detections).
+    (root / "originalPics" / "2002/07/10/big/img_10.jpg").write_text("not a picture")
+    broken = _run(tmp_path / "out2", benchmark="fddb", data_root=str(root))
+    doc = json.loads((tmp_path / "out2" / "result.json").read_text())
+    assert doc["run"]["unreadable_images"]["count"] == 1 and broken.metrics["disc_tpr_at_1000fp"] < 1
 
 
 def test_unknown_benchmark_and_bad_arguments():

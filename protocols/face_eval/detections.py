@@ -59,6 +59,12 @@ class Detections:
         return InputError(self.path, None, f"entry {origin}: {message}")
 
 
+def no_detections(path: str | os.PathLike) -> Detections:
+    """An empty detection set (a detector that found nothing: AP 0), which read_detections refuses as a file."""
+    return Detections(path=os.fspath(path), format="text", keys=np.zeros(0, dtype=str), scores=np.zeros(0),
+                      boxes=np.zeros((0, 4)), origins=np.zeros(0, dtype=np.int64))
+
+
 def read_detections(path: str | os.PathLike) -> Detections:
     """Read detections in the format given by the suffix (.txt and unknown suffixes: the text format)."""
     path = os.fspath(path)
