@@ -425,6 +425,23 @@ def _options_text(detector: Mapping[str, Any]) -> str:
     return " ".join(f"-o {k}={json.dumps(v)}" for k, v in sorted(options.items())) or "no -o options"
 
 
+def _replace_predictions(out: Path, bench: Any, detections: Mapping[str, Any]) -> Path:
+    """Write the prediction files beside, then swap them in; the old result, records and (with plot) figure
+    go first, so a kill at any point never leaves a result describing other predictions."""
+    pred_root = out / PREDICTIONS
+    staging = out / f".{PREDICTIONS}.{os.getpid()}.tmp"
+    for left in out.glob(f".{PREDICTIONS}.*.tmp"):  # an earlier finalize killed while writing
+        shutil.rmtree(left, ignore_errors=True)
+    written = bench.write_predictions(staging, detections)
+    for stale in (out / RESULT, out / RECORDS, out / PLOT):
+        # Without --plot an old figure would sit beside the new result; only facebench writes these names.
+        stale.unlink(missing_ok=True)
+    if pred_root.exists():
+        shutil.rmtree(pred_root)  # only facebench writes here; stale files would be read as predictions
+    os.replace(staging, pred_root)
+    return pred_root / Path(written).relative_to(staging)
+
+
 def finalize(out: Path, sources: Sequence[Path] | None = None, *, data_root: str | None = None,
              label: str | None = None, bench: Any = None, plot: bool = True) -> RunResult:
     """Merge every cached record of the run in `sources` (default: `out`), write predictions, score, save.
@@ -463,10 +480,7 @@ def finalize(out: Path, sources: Sequence[Path] | None = None, *, data_root: str
                                            f"(first: {missing[0]}); finish every shard, then merge again")
     ordered = [records[ref.id] for ref in refs]
     unreadable = [r.id for r in ordered if r.status != "ok"]
-    pred_root = out / PREDICTIONS
-    if pred_root.exists():
-        shutil.rmtree(pred_root)  # only facebench writes here; stale files would be read as predictions
-    predictions = bench.write_predictions(pred_root, {r.id: r.boxes for r in ordered})
+    predictions = _replace_predictions(out, bench, {r.id: r.boxes for r in ordered})
     run_info = {
         "images": len(refs), "images_with_detections": sum(1 for r in ordered if len(r.boxes)),
         "detections": int(sum(len(r.boxes) for r in ordered)),

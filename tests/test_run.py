@@ -429,3 +429,31 @@ def test_high_bit_depth_grayscale_images_are_rescaled_not_saturated(tmp_path):
     assert abs(int(read_rgb(tmp_path / "f.tif")[-1, -1, 1]) - round(61400 / 65535 * 255)) <= 1
     Image.fromarray(np.full((4, 4), 200, np.int32)).save(tmp_path / "i.tif")  # 32-bit holding 8-bit values
     assert (read_rgb(tmp_path / "i.tif") == 200).all()
+
+
+def test_a_kill_while_writing_predictions_leaves_the_old_result_consistent(reference, tmp_path):
+    from facebench.datasets import get_benchmark
+    from facebench.run import finalize
+
+    out = tmp_path / "out"
+    shutil.copytree(reference, out)
+    before = {p.relative_to(out): p.read_bytes() for p in (out / "predictions").rglob("*") if p.is_file()}
+    result_before = (out / "result.json").read_bytes()
+    bench = get_benchmark("sample", None)
+    real = bench.write_predictions
+
+    def interrupted(pred_dir, detections):
+        real(pred_dir, dict(list(detections.items())[:2]))  # part of the files, then the kill
+        raise KeyboardInterrupt
+
+    bench.write_predictions = interrupted
+    with pytest.raises(KeyboardInterrupt):
+        finalize(out, bench=bench)
+    after = {p.relative_to(out): p.read_bytes() for p in (out / "predictions").rglob("*") if p.is_file()}
+    (out / ".predictions.1.tmp").mkdir()  # left by a finalize of another process
+    assert after == before and (out / "result.json").read_bytes() == result_before
+    # A later finalize without a figure removes the old one rather than leave it beside the new result.
+    assert (out / "pr.png").is_file()
+    finalize(out, bench=get_benchmark("sample", None), plot=False)
+    assert not (out / "pr.png").exists() and (out / "result.json").is_file()
+    assert not list(out.glob(".predictions.*"))
