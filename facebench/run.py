@@ -573,6 +573,7 @@ def run(request: RunRequest) -> RunResult | ShardOutcome:
     bench = request.bench or get_benchmark(request.benchmark, request.data_root)
     out = request.out or default_out(request.detector, bench.name)
     refs = bench.images()
+    _check_same_data(out, bench.describe())
     start, stop = shard_bounds(len(refs), num_shards, shard_id)
 
     group = _init_process_group() if dist is not None else None
@@ -598,6 +599,28 @@ def run(request: RunRequest) -> RunResult | ShardOutcome:
     finally:
         if group is not None:
             group.destroy_process_group()
+
+
+_DATA_KEYS = ("data_root", "ground_truth_dir", "images_dir", "annotations")
+
+
+def _check_same_data(out: Path, benchmark: Mapping[str, Any]) -> None:
+    """Refuse to resume a run folder made on other data: its cache is keyed by image id and would serve
+    detections of other pixels for the same ids."""
+    try:
+        previous = json.loads((out / MANIFEST).read_text()).get("benchmark", {})
+    except (OSError, ValueError, AttributeError):
+        return
+    if not isinstance(previous, dict) or previous.get("name") != benchmark.get("name"):
+        return
+    if not (out / "cache" / str(benchmark["name"])).is_dir():
+        return
+    for key in _DATA_KEYS:
+        if key in previous and key in benchmark and previous[key] != benchmark[key]:
+            raise InputError(out / MANIFEST, None, f"this run folder holds a {benchmark['name']} run on other data "
+                             f"({key} was {previous[key]}, now {benchmark[key]}); its cached detections would "
+                             f"be reused for these images: use another --out, or delete {out / 'cache'} to start "
+                             "again")
 
 
 def _write_meta(cache: PredictionCache, outcome: ShardOutcome, device: str, threads: int | None) -> None:

@@ -282,6 +282,10 @@ def test_data_root_holds_the_benchmark_folders_as_for_eval_and_env_var(tmp_path,
     monkeypatch.delenv("FACEBENCH_DATA_ROOT")
     direct = _run(Path("out"), benchmark="widerface-val", data_root=str(data / "widerface"))
     assert direct.metrics == first.metrics
+    # Other data (the same image ids) in the same run folder would be served from the cache: refused.
+    shutil.copytree(data, tmp_path / "other")
+    with pytest.raises(InputError, match="holds a widerface-val run on other data .data_root was"):
+        _run(Path("out"), benchmark="widerface-val", data_root="other")
     monkeypatch.setenv("FACEBENCH_DATA_ROOT", str(tmp_path / "elsewhere"))
     assert _run(Path("sample_out")).metrics  # the embedded sample takes no data root, not even from the env
 
