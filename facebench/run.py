@@ -261,11 +261,22 @@ def cuda_peak_mib(device: str) -> float | None:
 
 # ----------------------------------------------------------------------------------------------- detector
 def detector_info(registry_name: str, detector: Any) -> dict[str, Any]:
-    """What the results JSON records about the detector."""
-    config = detector.config()
-    return {"name": registry_name, "class": f"{type(detector).__module__}:{type(detector).__qualname__}",
-            "options": config.get("options", {}), "config_hash": detector.config_hash,
-            "weights_sha256": config.get("weights_sha256"), "input_policy": getattr(detector, "input_policy", None),
+    """What the results JSON records about the detector (one that does not derive from detectors.base.Detector
+    needs only detect, input_policy and config_hash, as the README's contract says)."""
+    where = f"{type(detector).__module__}:{type(detector).__qualname__}"
+    config_hash = getattr(detector, "config_hash", None)
+    if not callable(getattr(detector, "detect", None)) or not isinstance(config_hash, str) or not config_hash:
+        raise InputError(None, None, f"detector '{registry_name}' ({where}) lacks a detect method or a config_hash "
+                                     "string (see detectors/base.py for the contract)")
+    config = detector.config() if callable(getattr(detector, "config", None)) else {}
+    if not isinstance(config, Mapping):
+        raise InputError(None, None, f"detector '{registry_name}' ({where}): config() must return a dict")
+    weights = config.get("weights_sha256")
+    if weights is None and callable(getattr(detector, "weights_sha256", None)):
+        weights = detector.weights_sha256()
+    return {"name": registry_name, "class": where,
+            "options": config.get("options", getattr(detector, "options", {})), "config_hash": config_hash,
+            "weights_sha256": weights, "input_policy": getattr(detector, "input_policy", None),
             "precision": getattr(detector, "precision", "fp32"),
             "provenance": detector.provenance() if hasattr(detector, "provenance") else {}}
 
@@ -364,6 +375,14 @@ def _checked_boxes(boxes: Any, image_id: str) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------------------- scoring
+def _timed_batch_size(metas: Sequence[Mapping[str, Any]], requested: int) -> int | list[int]:
+    """The batch size the per-image times come from; a list when resumed runs used several."""
+    sizes = sorted({int(b) for m in metas for b in (m.get("batch_sizes") or []) if isinstance(b, int)})
+    if not sizes:
+        return requested
+    return sizes[0] if len(sizes) == 1 else sizes
+
+
 def _timing_block(records: Sequence[ImageRecord], metas: Sequence[Mapping[str, Any]], batch_size: int,
                   detector: Mapping[str, Any]) -> dict[str, Any]:
     timed = [r for r in records if r.status == "ok" and r.ms]
@@ -385,7 +404,7 @@ def _timing_block(records: Sequence[ImageRecord], metas: Sequence[Mapping[str, A
         "split": "detector-reported" if split else "forward = whole detect() call",
         "note": "load = image decode; per-image times of a batch are the batch time / its size; "
                 "the mean includes the first image's warm-up",
-        "batch_size": batch_size, "device": ", ".join(sorted({m.get("device", "cpu") for m in metas})) or "cpu",
+        "batch_size": _timed_batch_size(metas, batch_size), "device": ", ".join(sorted({m.get("device", "cpu") for m in metas})) or "cpu",
         "precision": detector.get("precision"), "input_policy": detector.get("input_policy"),
         "hardware": hw[0] if len(hw) == 1 else hw,
         "peak_memory_mib": {"rss": max(rss) if rss else None, "cuda": max(gpu) if gpu else None,
@@ -588,7 +607,7 @@ def run(request: RunRequest) -> RunResult | ShardOutcome:
         outcome = infer_shard(detector, bench, refs[start:stop], cache, batch_size=request.batch_size,
                               progress=show, desc=desc)
         outcome.shard = (shard_id, num_shards)
-        _write_meta(cache, outcome, device, getattr(detector, "threads", None))
+        _write_meta(cache, outcome, device, getattr(detector, "threads", None), request.batch_size)
         if group is not None:
             group.barrier()
             if dist[0] != 0:
@@ -623,7 +642,8 @@ def _check_same_data(out: Path, benchmark: Mapping[str, Any]) -> None:
                              "again")
 
 
-def _write_meta(cache: PredictionCache, outcome: ShardOutcome, device: str, threads: int | None) -> None:
+def _write_meta(cache: PredictionCache, outcome: ShardOutcome, device: str, threads: int | None,
+                batch_size: int = 1) -> None:
     meta_path = cache.path.with_suffix(".meta.json")
     previous: dict[str, Any] = {}
     if meta_path.is_file():
@@ -639,6 +659,8 @@ def _write_meta(cache: PredictionCache, outcome: ShardOutcome, device: str, thre
         "wall_s": float(previous.get("wall_s", 0.0)) + outcome.wall_s, "device": device,
         "peak_rss_mib": max(rss) if rss else None, "peak_cuda_mib": max(gpu) if gpu else None,
         "hardware": hardware(device, threads), "runs": int(previous.get("runs", 0)) + 1,
+        # the batch sizes the cached times were measured with (a resume may use another)
+        "batch_sizes": sorted(set(previous.get("batch_sizes", [])) | ({batch_size} if outcome.computed else set())),
     })
 
 

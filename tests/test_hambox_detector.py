@@ -96,6 +96,9 @@ def test_multi_scale_mode(tiny_checkpoint):
     assert det.input_policy.startswith("multi_scale")
     out = det.detect([_image()])[0]
     assert out.shape[1] == 5 and 0 < out.shape[0] <= 750 and np.isfinite(out).all()
+    for h, w in ((40, 1), (1, 40), (1, 1)):  # flipped one-pixel-wide views have negative strides
+        assert det.detect([_image(h, w)])[0].shape[1] == 5
+    assert det.precision == "fp32"
 
 
 def test_loading_errors(tiny_checkpoint, tmp_path):

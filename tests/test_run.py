@@ -89,6 +89,9 @@ def test_rerun_is_served_from_the_cache(reference, tmp_path):
     meta = json.loads(part.with_suffix(".meta.json").read_text())
     assert meta["from_cache"] == 6 and meta["computed"] == 0
     assert result.metrics == json.loads((reference / "result.json").read_text())["metrics"]
+    # Served from the cache with another batch size: the times are still those of batch 1.
+    again = _run(out, batch_size=4)
+    assert again.document["timing"]["batch_size"] == 1
 
 
 SLOW_RUN = """
@@ -461,3 +464,25 @@ def test_a_kill_while_writing_predictions_leaves_the_old_result_consistent(refer
     finalize(out, bench=get_benchmark("sample", None), plot=False)
     assert not (out / "pr.png").exists() and (out / "result.json").is_file()
     assert not list(out.glob(".predictions.*"))
+
+
+def test_a_detector_with_only_the_readme_contract_runs(tmp_path, monkeypatch):
+    import facebench.run as run_module
+
+    class Plain:  # no base class: detect, input_policy and config_hash only
+        input_policy = "original"
+        config_hash = "plain0001"
+
+        def detect(self, images):
+            return [np.array([[10, 10, 60, 60, 0.9]], dtype=np.float32) for _ in images]
+
+    monkeypatch.setattr(run_module, "build_detector", lambda name, options, device: Plain())
+    result = _run(tmp_path / "out", detector="plain")
+    assert result.document["detector"]["config_hash"] == "plain0001" and "easy" in result.metrics
+
+    class Broken(Plain):
+        config_hash = None
+
+    monkeypatch.setattr(run_module, "build_detector", lambda name, options, device: Broken())
+    with pytest.raises(InputError, match="lacks a detect method or a config_hash"):
+        _run(tmp_path / "out2", detector="broken")

@@ -100,6 +100,7 @@ class HAMBoxDetector(Detector):
             raise InputError(None, None, f"hambox option device={device}: CUDA is not available")
         self.device = torch.device(device)
         self.fp16 = _as_bool("fp16", opts["fp16"]) and self.device.type == "cuda"
+        self.precision = "fp16" if self.fp16 else "fp32"
 
         checkpoint = load_checkpoint(self.checkpoint_path)
         if matcher is not None and checkpoint.config.matcher != matcher:
@@ -128,7 +129,8 @@ class HAMBoxDetector(Detector):
         h, w = image.shape[:2]
         if h < 1 or w < 1:
             return empty_detections()
-        if not (image.flags.writeable and image.flags.c_contiguous):
+        # A flipped view of a one-pixel-wide image counts as contiguous but has a negative stride torch refuses.
+        if not (image.flags.writeable and image.flags.c_contiguous) or min(image.strides) < 0:
             image = np.array(image)
         x = torch.from_numpy(image).to(self.device).permute(2, 0, 1)[None]
         x = self.model.normalize(x)
