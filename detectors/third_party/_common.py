@@ -5,8 +5,10 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import math
+import operator
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -43,21 +45,61 @@ def available_threads() -> int:
         return os.cpu_count() or 1
 
 
+@dataclass(frozen=True)
+class Bounds:
+    """The allowed values of a numeric option: an interval whose ends are inclusive or not (None: unbounded)."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def contains(self, value: float) -> bool:
+        """Whether `value` lies inside the interval."""
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return False
+        if self.high is not None and (value >= self.high if self.high_open else value > self.high):
+            return False
+        return True
+
+    def describe(self) -> str:
+        """The interval in words: 'in [0, 1]', 'in (0, 1)', '>= 1', '> 1', '<= 5'."""
+        if self.low is not None and self.high is not None:
+            left, right = "(" if self.low_open else "[", ")" if self.high_open else "]"
+            return f"in {left}{self.low:.12g}, {self.high:.12g}{right}"
+        if self.low is not None:
+            return f"{'>' if self.low_open else '>='} {self.low:.12g}"
+        if self.high is not None:
+            return f"{'<' if self.high_open else '<='} {self.high:.12g}"
+        return "any number"
+
+
+C_INT_MAX = 2**31 - 1  # OpenCV takes sizes and counts as C ints
+#: a probability or score cut
+UNIT = Bounds(0.0, 1.0)
+#: an IoU above which NMS suppresses a box (0 would keep only boxes that do not touch)
+NMS_IOU = Bounds(0.0, 1.0, low_open=True)
+#: a count (top-k, sizes in pixels) that must be at least 1
+AT_LEAST_ONE = Bounds(1)
+#: thread counts: at least one, and not so many that creating them would exhaust the machine
+THREADS_BOUNDS = Bounds(1, 1024)
+
+
 class ThirdPartyDetector(Detector):
     """A wrapped detector: declared defaults, rejected unknown options, per-call timing split."""
 
     #: every option the detector understands, with its default (all of them enter config_hash)
     defaults: Mapping[str, Any] = {}
+    #: the allowed values of each numeric option (every numeric option has an entry)
+    bounds: Mapping[str, Bounds] = {}
     #: devices the wrapper can run on
     devices: tuple[str, ...] = ("cpu",)
     precision = "fp32"
 
     def __init__(self, **options: Any) -> None:
-        self.threads = options.pop("threads", None)
-        if self.threads is not None:
-            self.threads = int(self.threads)
-            if self.threads < 1:
-                raise InputError(None, None, f"detector '{self.name}': threads must be >= 1")
+        threads = options.pop("threads", None)
+        self.threads: int | None = None if threads is None else checked_option(self.name, "threads", 1, threads,
+                                                                                THREADS_BOUNDS)
         self.device = options.pop("device", "cpu") or "cpu"
         unknown = sorted(set(options) - set(self.defaults))
         if unknown:
@@ -65,7 +107,7 @@ class ThirdPartyDetector(Detector):
             raise InputError(None, None, f"detector '{self.name}' has no option '{unknown[0]}' (options: {known})")
         merged = dict(self.defaults)
         for key, value in options.items():
-            merged[key] = _coerce(self.name, key, self.defaults[key], value)
+            merged[key] = checked_option(self.name, key, self.defaults[key], value, self.bounds.get(key))
         if self.device.split(":")[0] not in self.devices:
             raise InputError(None, None, f"detector '{self.name}' runs on {'/'.join(self.devices)} only, "
                                          f"not '{self.device}'")
@@ -104,31 +146,72 @@ class ThirdPartyDetector(Detector):
         return raw
 
 
+def checked_option(detector: str, key: str, default: Any, value: Any, bounds: Bounds | None = None) -> Any:
+    """A user's option value in the type of its default and inside its bounds; anything else is an InputError."""
+    coerced = _coerce(detector, key, default, value)
+    if bounds is not None and coerced is not None and not bounds.contains(coerced):
+        raise InputError(None, None, f"detector '{detector}': option {key}={value} is out of range; "
+                                     f"it must be {bounds.describe()}")
+    return coerced
+
+
 def _coerce(detector: str, key: str, default: Any, value: Any) -> Any:
     """An option value in the type of its default (1 -> 1.0 for a float option); bad values are InputError."""
-    if default is None or value is None:
+    if default is None:
         return value
     kind = type(default)
-    if kind is bool:
-        if isinstance(value, bool):
-            return value
-        text = str(value).strip().lower()
-        if text in ("1", "true", "yes", "on"):
-            return True
-        if text in ("0", "false", "no", "off"):
-            return False
-    elif kind in (int, float):
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            number = None
-        if number is not None and math.isfinite(number) and (kind is float or number.is_integer()):
-            return kind(number)
-    elif kind is str:
-        return str(value)
-    else:
+    converter = _CONVERTERS.get(kind)
+    if converter is None:
         return value
-    raise InputError(None, None, f"detector '{detector}': option {key}={value!r} is not a {kind.__name__}")
+    converted = None if value is None else converter(value)
+    if converted is None:
+        raise InputError(None, None, f"detector '{detector}': option {key}={value!r} is not "
+                                     f"{_KIND_NAMES[kind]}")
+    return converted
+
+
+def as_bool(value: Any) -> bool | None:
+    """True / False from a bool or its usual spellings (1, yes, on, ...), else None."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    return None
+
+
+def as_float(value: Any) -> float | None:
+    """A finite float from a number or its text, else None (bools, NaN and infinities are refused)."""
+    if isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def as_int(value: Any) -> int | None:
+    """An int from an integer, a whole float or their text ('3', '3.0', '1e3'), else None (1.7 and bools too)."""
+    if isinstance(value, bool):
+        return None
+    try:
+        return operator.index(value)
+    except TypeError:
+        pass
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            pass
+    number = as_float(value)
+    return int(number) if number is not None and number.is_integer() else None
+
+
+_CONVERTERS = {bool: as_bool, int: as_int, float: as_float, str: str}
+_KIND_NAMES = {bool: "a bool (true/false)", int: "an integer", float: "a float (a finite number)", str: "a string"}
 
 
 def _as_detections(boxes: np.ndarray) -> np.ndarray:

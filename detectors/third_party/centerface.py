@@ -7,7 +7,8 @@ from typing import Any
 import numpy as np
 
 from detectors.third_party import _protobuf
-from detectors.third_party._common import ThirdPartyDetector, nms, onnx_session, package_file, sha256_bytes
+from detectors.third_party._common import (NMS_IOU, UNIT, ThirdPartyDetector, nms, onnx_session, package_file,
+                                            sha256_bytes)
 
 INPUT = "input.1"
 OUTPUTS = ("537", "538", "539", "540")  # heatmap, log-scale (h, w), offset (y, x), landmarks
@@ -22,6 +23,7 @@ class CenterFaceDetector(ThirdPartyDetector):
     input_policy = "original"
     devices = ("cpu", "cuda")
     defaults = {"score_threshold": 0.02, "nms_threshold": 0.3}
+    bounds = {"score_threshold": UNIT, "nms_threshold": NMS_IOU}
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from detectors.third_party._common import ThirdPartyDetector
+from detectors.third_party._common import C_INT_MAX, Bounds, ThirdPartyDetector
 from facebench.errors import InputError
 from facebench.results import sha256_files
 
@@ -19,6 +19,9 @@ class HaarCascadeDetector(ThirdPartyDetector):
     input_policy = "multi_scale:sliding window, scale_factor steps from min_size"
     defaults = {"cascade": "haarcascade_frontalface_default.xml", "scale_factor": 1.1, "min_neighbors": 3,
                 "min_size": 20}
+    # OpenCV asserts scaleFactor > 1 and takes minNeighbors and the window side as C ints
+    bounds = {"scale_factor": Bounds(1.0, low_open=True), "min_neighbors": Bounds(0, C_INT_MAX),
+              "min_size": Bounds(1, C_INT_MAX)}
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from detectors.third_party._common import ThirdPartyDetector, package_file
+from detectors.third_party._common import UNIT, Bounds, ThirdPartyDetector, package_file
 from facebench.results import sha256_files
 
 WEIGHT_FILES = ("pnet.onnx", "rnet.onnx", "onet.onnx")
@@ -24,6 +24,10 @@ class MTCNNDetector(ThirdPartyDetector):
     input_policy = "multi_scale:pyramid from min_face_size by scale_factor"
     defaults = {"min_face_size": 20, "scale_factor": 0.709, "pnet_threshold": 0.6, "rnet_threshold": 0.7,
                 "onet_threshold": 0.02}
+    # the pyramid shrinks by scale_factor until the image is under P-Net's 12 px window: a factor of 1 or
+    # more never gets there, and min_face_size divides 12
+    bounds = {"min_face_size": Bounds(1), "scale_factor": Bounds(0.0, 1.0, low_open=True, high_open=True),
+              "pnet_threshold": UNIT, "rnet_threshold": UNIT, "onet_threshold": UNIT}
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)

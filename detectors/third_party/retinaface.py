@@ -9,7 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from detectors.third_party._common import ThirdPartyDetector, nms, onnx_session, package_file, sha256_bytes
+from detectors.third_party._common import (AT_LEAST_ONE, NMS_IOU, UNIT, ThirdPartyDetector, nms, onnx_session,
+                                            package_file, sha256_bytes)
 
 # biubug6 Pytorch_Retinaface "mobilenet0.25" configuration: 3 levels, 2 square anchors per cell
 STRIDES = (8, 16, 32)
@@ -60,6 +61,7 @@ class RetinaFaceMobileNetDetector(ThirdPartyDetector):
     # biubug6's test_widerface.py uses 0.02 / 0.4 / top-k 5000 before NMS; its keep-top-750 after NMS
     # is dropped here so WIDER's most crowded images (709 faces) are never cut
     defaults = {"score_threshold": 0.02, "nms_threshold": 0.4, "pre_nms_top_k": 5000}
+    bounds = {"score_threshold": UNIT, "nms_threshold": NMS_IOU, "pre_nms_top_k": AT_LEAST_ONE}
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)

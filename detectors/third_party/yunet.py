@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from detectors.third_party._common import ThirdPartyDetector, package_file
+from detectors.third_party._common import UNIT, ThirdPartyDetector, package_file
 from facebench.results import sha256_files
 
 
@@ -49,6 +49,7 @@ class YuNetDetector(ThirdPartyDetector):
     name = "yunet"
     input_policy = "original"
     defaults = {"score_threshold": 0.0}
+    bounds = {"score_threshold": UNIT}
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
