@@ -10,6 +10,15 @@ Results with per-image records beside them (X.records.npz next to X.json) show t
 each headline metric, and results of one comparison group (same benchmark, ground truth, protocol and scoring
 settings) are ranked by paired bootstrap on the sort metric: rows sharing a rank "=k" are statistically tied.
 Other rows (published, or results without records) keep their plain position rank.
+
+Results on different ground truth are never ranked in one table: each benchmark has one table per ground truth
+(ground_truth_sha256). The main table is the one on the ground truth its published reference rows are scored on
+(when they record it: the AFW/PASCAL baselines); otherwise, among the results' ground truths, the one covering
+the most images (counts.images), then the newest `ground_truth_version`, then the one most entries use. WIDER's
+official curves and FDDB's ROC files record no ground truth and belong to the main table. Every other ground
+truth gets its own table, titled with its short sha256 and image count and ranked only among itself, plus a
+warning. Evaluated results are one entry per name and scored predictions (store.StoredResult.entry_id): two
+prediction folders of one name are two rows, told apart by the nearest path component in which they differ.
 """
 
 from __future__ import annotations
@@ -70,6 +79,8 @@ class Row:
     origin: Any = field(default=None, repr=False)  # StoredResult or PublishedReference (for figures)
     intervals: Mapping[str, tuple[float, float]] = field(default_factory=dict)  # metric -> 95% interval
     has_records: bool = False  # per-image records beside the result: bootstrap intervals and tie ranks apply
+    images: int | None = None  # images the result was scored on (counts.images), when recorded
+    ground_truth_version: str | None = None  # settings.ground_truth_version (WIDER: 2016 / 2017), when recorded
 
     def value(self, key: str) -> float | None:
         v = self.values.get(key)
@@ -90,6 +101,16 @@ class Section:
     sort_key: str
     rows: tuple[Row, ...]
     ranks: tuple[str, ...] = ()  # shown rank per row: "3", or "=2" when statistically tied (default: position)
+    ground_truth_sha256: str | None = None  # the ground truth of every result row (None: only published rows)
+    main: bool = True  # the benchmark's main table (False: results on another ground truth)
+    split: bool = False  # the benchmark has tables on several ground truths
+    images: int | None = None  # images of this ground truth, when the results record it
+    main_ground_truth_sha256: str | None = None  # the main table's ground truth (for a table that is not main)
+
+    @property
+    def key(self) -> str:
+        """Unique id of the table: the benchmark for the main one, `<benchmark>__gt-<sha8>` for the others."""
+        return self.benchmark if self.main else f"{self.benchmark}__gt-{(self.ground_truth_sha256 or '')[:8]}"
 
     def rank(self, index: int) -> str:
         """The rank shown for rows[index]."""
@@ -124,8 +145,9 @@ def _other_columns(rows: Sequence[Row]) -> tuple[tuple[str, str], ...]:
 
 
 # Differences that make two results of one detector incomparable (a convention difference, e.g. official vs
-# python-port semantics, is a deliberate choice shown in the Protocol column).
-_SERIOUS = ("ground truth (ground_truth_sha256)", "protocol (protocol.name)", "protocol version (protocol.version)")
+# python-port semantics, is a deliberate choice shown in the Protocol column; a ground-truth difference puts the
+# results in different tables, with a warning of its own).
+_SERIOUS = ("protocol (protocol.name)", "protocol version (protocol.version)")
 CONVENTION_DISPLAY = {"wider": ("semantics",), "face-eval": ("annotation_style",), "fddb": ("ellipse_convention",)}
 
 
@@ -137,14 +159,61 @@ def short_convention(family: str, settings: dict, full: str) -> str:
     return " ".join(str(settings[k]) for k in keys if k in settings)
 
 
+def source_tags(sources: Sequence[str | None]) -> list[str]:
+    """Short tags telling prediction sources of one name apart: the nearest path component in which their
+    paths differ (`e1`, `e2` for e1/mymodel/widerface_txt and e2/mymodel/widerface_txt), else a short digest
+    ("" for no source, or for the only one)."""
+    named = [s for s in dict.fromkeys(sources) if s is not None]
+    tags: dict[str | None, str] = {None: ""}
+    paths = {s: Path(s.split(", ")[0]).parts[::-1] for s in named if not s.startswith("sha256:")}
+    if len(named) > 1 and len(paths) == len(named):
+        for depth in range(max(len(p) for p in paths.values())):
+            parts = [p[depth] if depth < len(p) else "" for p in paths.values()]
+            if len(set(parts)) > 1:
+                if len(set(parts)) == len(parts) and all(parts):
+                    tags.update(zip(paths, parts))
+                break
+    for source in named:
+        if source not in tags:
+            if len(named) == 1 and None not in sources:
+                tags[source] = ""
+            else:
+                digest = source[7:] if source.startswith("sha256:") else hashlib.sha256(source.encode()).hexdigest()
+                tags[source] = digest[:8]
+    return [tags[s] for s in sources]
+
+
+def _name_tags(groups: Mapping[Any, list[StoredResult]]) -> dict[str, str]:
+    """entry id -> the tag its row name gets when several entries of one benchmark share a name ("" if none)."""
+    by_name: dict[tuple[str, str], dict[str, StoredResult]] = {}
+    for key, runs in groups.items():
+        by_name.setdefault((runs[-1].detector_name, key.benchmark), {})[key.detector] = runs[-1]
+    tags: dict[str, str] = {}
+    for members in by_name.values():
+        if len(members) < 2:
+            continue
+        evaluated = [entry for entry, r in members.items() if r.kind != "run"]
+        for entry, tag in zip(evaluated, source_tags([members[e].prediction_source for e in evaluated])):
+            tags[entry] = tag
+        for entry, latest in members.items():
+            if latest.kind == "run":  # one name, several configurations / weights
+                det = latest.doc.get("detector", {})
+                tags[entry] = (det.get("config_hash") or det.get("weights_sha256") or "")[:8]
+    return tags
+
+
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 def rows_from_results(results: Iterable[StoredResult]) -> tuple[list[Row], list[str]]:
-    """One row per (detector, benchmark, ground truth, protocol) group: its latest run; and warnings."""
+    """One row per (entry, benchmark, ground truth, protocol) group: its latest run; and warnings. An entry is
+    a run's detector or an evaluated result's name plus scored predictions; names shared by several entries of
+    one benchmark get a tag (config hash, or the distinguishing part of the predictions path)."""
     groups = group(results)
     warnings = []
     entries = split_entries(groups)
-    names: dict[tuple[str, str], set[str]] = {}
-    for key in groups:
-        names.setdefault((groups[key][-1].detector_name, key.benchmark), set()).add(key.detector)
+    tags = _name_tags(groups)
     rows = []
     for key, runs in groups.items():
         latest = runs[-1]
@@ -157,17 +226,20 @@ def rows_from_results(results: Iterable[StoredResult]) -> tuple[list[Row], list[
         if provenance.get("comparable") is False:  # e.g. a HAMBox trained --from-scratch or for fewer iterations
             note = "; ".join(filter(None, [note, str(provenance.get("label") or "not comparable")]))
         name = latest.detector_name
-        if len(names[(name, key.benchmark)]) > 1:  # one name, several configurations / weights
-            det = latest.doc.get("detector", {})
-            tag = (det.get("config_hash") or det.get("weights_sha256") or "")[:8]
-            name = f"{name} [{tag}]" if tag else name
-        convention = short_convention(latest.family, latest.doc.get("settings", {}), key.convention)
+        tag = tags.get(key.detector, "")
+        name = f"{name} [{tag}]" if tag else name
+        settings = latest.doc.get("settings", {})
+        convention = short_convention(latest.family, settings, key.convention)
+        counts = latest.doc.get("counts")
+        version = settings.get("ground_truth_version")
         rows.append(Row(
             benchmark=key.benchmark, family=latest.family, name=name, kind=latest.kind,
             values=dict(latest.metrics), ms_per_image=latest.ms_per_image,
             protocol=f"{key.protocol}/{key.protocol_version}", convention=str(convention),
             ground_truth_sha256=key.ground_truth_sha256, runs=len(runs), created=latest.created,
-            source=str(latest.path), note=note, origin=latest))
+            source=str(latest.path), note=note, origin=latest,
+            images=_count(counts.get("images")) if isinstance(counts, Mapping) else None,
+            ground_truth_version=None if version is None else str(version)))
     for (detector, benchmark), keys in entries.items():
         serious = [f for f in differing_fields(keys) if f in _SERIOUS]
         if serious:
@@ -187,6 +259,53 @@ def rows_from_references(references: Iterable[Any]) -> list[Row]:
                         ground_truth_sha256=ref.extra.get("ground_truth_sha256"), runs=0, source=ref.source,
                         note=ref.note, origin=ref))
     return rows
+
+
+def _common_images(rows: Iterable[Row]) -> int | None:
+    """The image count most of the rows record (None when none does)."""
+    counts = [r.images for r in rows if r.images is not None]
+    return max(set(counts), key=lambda n: (counts.count(n), n)) if counts else None
+
+
+def main_ground_truth(rows: Sequence[Row]) -> str | None:
+    """The ground truth of a benchmark's main table: the one most published rows that record one are scored on;
+    else, among the results', the one covering the most images, then the newest ground_truth_version, then the
+    one most entries use (then sha256 order); None when no row records a ground truth."""
+    published = [r.ground_truth_sha256 for r in rows if r.kind == "published" and r.ground_truth_sha256]
+    if published:
+        return max(sorted(set(published)), key=published.count)
+    by_gt: dict[str, list[Row]] = {}
+    for row in rows:
+        if row.ground_truth_sha256:
+            by_gt.setdefault(row.ground_truth_sha256, []).append(row)
+    if not by_gt:
+        return None
+
+    def strength(gt: str) -> tuple:
+        members = by_gt[gt]
+        versions = [r.ground_truth_version for r in members if r.ground_truth_version]
+        return (_common_images(members) or -1, max(versions, default=""), len(members))
+
+    return max(sorted(by_gt), key=strength)
+
+
+def split_by_ground_truth(rows: Sequence[Row]) -> list[tuple[str | None, list[Row]]]:
+    """A benchmark's rows as (ground truth, rows) tables: the main one first (with the published rows that record
+    no ground truth; never empty for non-empty rows), then the others by image count, then size."""
+    main = main_ground_truth(rows)
+    tables: dict[str | None, list[Row]] = {main: []}
+    for row in rows:
+        gt = row.ground_truth_sha256
+        tables.setdefault(main if gt is None or gt == main else gt, []).append(row)
+    others = sorted((gt for gt in tables if gt != main),
+                    key=lambda gt: (-(_common_images(tables[gt]) or -1), -len(tables[gt]), gt))
+    return [(main, tables[main])] + [(gt, tables[gt]) for gt in others]
+
+
+def _gt_label(sha: str | None, images: int | None) -> str:
+    """e.g. "d4b5be5a (3,226 images)"."""
+    text = (sha or "unknown")[:8]
+    return f"{text} ({images:,} images)" if images is not None else text
 
 
 def _sort_rows(rows: Iterable[Row], key: str) -> tuple[Row, ...]:
@@ -351,7 +470,8 @@ def with_statistics(rows: Iterable[Row], metrics: Sequence[str], stats: ResultSt
 def build_leaderboard(results: Iterable[StoredResult], references: Iterable[Any] = (),
                       sort: str | None = None, benchmarks: Sequence[str] | None = None, *,
                       ci: bool | None = None, resamples: int | None = None, seed: int | None = None) -> Leaderboard:
-    """Sections per benchmark (known ones first), rows sorted by the headline metric (or `sort`).
+    """Sections per benchmark (known ones first) and ground truth (main one first, see main_ground_truth), rows
+    sorted by the headline metric (or `sort`); a warning for each table on another ground truth.
 
     ci: None (default) = intervals and tie ranks for results with records beside them (or a stored `ci95`);
     False = none; True = as None, with a warning when no result has records.
@@ -375,11 +495,22 @@ def build_leaderboard(results: Iterable[StoredResult], references: Iterable[Any]
         columns = FAMILY_COLUMNS.get(family) or _other_columns(items)
         keys = [c[0] for c in columns]
         sort_key = sort if sort in keys else DEFAULT_SORT.get(family, keys[0] if keys else "")
-        if stats is not None:
-            items = with_statistics(items, keys, stats)
-        sorted_rows = _sort_rows(items, sort_key)
-        ranks = statistical_ranks(sorted_rows, sort_key, stats) if stats is not None else ()
-        sections.append(Section(benchmark, family, columns, sort_key, sorted_rows, ranks))
+        tables = split_by_ground_truth(items)
+        main_gt, main_images = tables[0][0], _common_images(tables[0][1])
+        for index, (gt, members) in enumerate(tables):
+            is_main = index == 0
+            if stats is not None:
+                members = with_statistics(members, keys, stats)
+            sorted_rows = _sort_rows(members, sort_key)
+            ranks = statistical_ranks(sorted_rows, sort_key, stats) if stats is not None else ()
+            images = _common_images(members)
+            sections.append(Section(benchmark, family, columns, sort_key, sorted_rows, ranks,
+                                    ground_truth_sha256=gt, main=is_main, split=len(tables) > 1, images=images,
+                                    main_ground_truth_sha256=None if is_main else main_gt))
+            if not is_main:
+                warnings.append(f"{benchmark}: {len(members)} result{'s' * (len(members) != 1)} on ground truth "
+                                f"{_gt_label(gt, images)}, not the main table's {_gt_label(main_gt, main_images)}; "
+                                "listed in a separate table, not ranked with it")
     if stats is not None:
         warnings += stats.warnings
         if ci and results and not any(r.has_records for s in sections for r in s.rows):
@@ -404,6 +535,24 @@ def _gt(row: Row) -> str:
 
 def _title(section: Section) -> str:
     return BENCHMARK_TITLES.get(section.benchmark, section.benchmark)
+
+
+def _ground_truth_heading(section: Section) -> str:
+    """What follows the title when a benchmark has tables on several ground truths ("" otherwise)."""
+    if not section.split:
+        return ""
+    which = "ground truth" if section.main else "other ground truth"
+    return f", {which} {_gt_label(section.ground_truth_sha256, section.images)}"
+
+
+def ground_truth_note(section: Section) -> str:
+    """Why a table stands apart: results on another ground truth than the benchmark's main table ("" if main)."""
+    if section.main:
+        return ""
+    images = f", {section.images:,} images" if section.images is not None else ""
+    return (f"These results use another ground truth (sha256 {section.ground_truth_sha256}{images}) than the main "
+            f"{_title(section)} table ({(section.main_ground_truth_sha256 or 'unknown')[:8]}): ranked only among "
+            "themselves, not comparable with the main table or its published rows.")
 
 
 def _interval(row: Row, key: str) -> str:
@@ -447,12 +596,14 @@ def _sort_label(section: Section) -> str:
 
 
 def render_markdown(board: Leaderboard, figures: dict[str, str] | None = None) -> str:
-    """Markdown tables, one section per benchmark (figure links when given: benchmark -> relative path)."""
+    """Markdown tables, one per benchmark and ground truth (figure links when given: Section.key -> path)."""
     out = ["# facebench leaderboard", ""]
     for section in board.sections:
-        out += [f"## {_title(section)} (`{section.benchmark}`)", ""]
+        out += [f"## {_title(section)} (`{section.benchmark}`){_ground_truth_heading(section)}", ""]
         note = SECTION_NOTES.get(section.family, "")
         out += [f"{note} Sorted by {_sort_label(section)}.".strip(), ""]
+        if ground_truth_note(section):
+            out += [ground_truth_note(section), ""]
         headers = _headers(section)
         out.append("| " + " | ".join(headers) + " |")
         out.append("|" + "|".join("---:" if h in ("#", "ms/image") or h in dict(section.columns).values()
@@ -466,8 +617,8 @@ def render_markdown(board: Leaderboard, figures: dict[str, str] | None = None) -
         notes = [f"- {row.name}: {row.note}" for row in section.rows if row.note and row.kind != "published"]
         if notes:
             out += [""] + notes
-        if figures and section.benchmark in figures:
-            out += ["", f"![{_title(section)}]({figures[section.benchmark]})"]
+        if figures and section.key in figures:
+            out += ["", f"![{_title(section)}]({figures[section.key]})"]
         out.append("")
     if board.warnings:
         out += ["## Warnings", ""] + [f"- {w}" for w in board.warnings] + [""]
@@ -475,13 +626,13 @@ def render_markdown(board: Leaderboard, figures: dict[str, str] | None = None) -
 
 
 def render_csv(board: Leaderboard) -> str:
-    """One long table: every row of every section, metrics as fractions."""
+    """One long table: every row of every section, metrics as fractions (`table`: its Section.key)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     interval_columns = [f"{k}_ci95_{end}" for k in CSV_METRICS for end in ("low", "high")]
     writer.writerow(["benchmark", "rank", "tied", "method", "type", *CSV_METRICS, *interval_columns,
                      "ms_per_image", "protocol", "convention", "ground_truth_sha256", "runs", "created", "source",
-                     "note"])
+                     "note", "table"])
     for section in board.sections:
         for index, row in enumerate(section.rows):
             metric_cells = ["" if row.value(k) is None else repr(row.value(k)) for k in CSV_METRICS]
@@ -491,7 +642,7 @@ def render_csv(board: Leaderboard) -> str:
                              row.kind, *metric_cells, *interval_cells,
                              "" if row.ms_per_image is None else repr(row.ms_per_image), row.protocol,
                              row.convention, row.ground_truth_sha256 or "", row.runs, row.created or "",
-                             row.source, row.note])
+                             row.source, row.note, section.key])
     return buffer.getvalue()
 
 
@@ -514,7 +665,7 @@ def figure_curves(section: Section, top_published: int = 10) -> list:
 
 
 def render_figures(board: Leaderboard, top_published: int = 10) -> dict[str, bytes]:
-    """benchmark -> PNG bytes of its overlay figure (sections without drawable curves are left out)."""
+    """Section.key -> PNG bytes of its overlay figure (sections without drawable curves are left out)."""
     from facebench.overlay_plot import figure_png
 
     figures = {}
@@ -526,7 +677,7 @@ def render_figures(board: Leaderboard, top_published: int = 10) -> dict[str, byt
         except InputError:
             continue  # a result without curves: its row stays in the table
         if curves:
-            figures[section.benchmark] = figure_png(curves, section.benchmark, section.family)
+            figures[section.key] = figure_png(curves, section.benchmark, section.family)
     return figures
 
 
@@ -547,7 +698,7 @@ td.tied { color: #a05a00; }
 
 def render_html(board: Leaderboard, figures: dict[str, str] | None = None, title: str = "facebench leaderboard",
                 generated: str | None = None) -> str:
-    """A static page (no server, no script): tables and figures (benchmark -> image src: a data URI or path)."""
+    """A static page (no server, no script): tables and figures (Section.key -> image src: a data URI or path)."""
     generated = generated or _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     out = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
            f"<title>{html.escape(title)}</title>", f"<style>{_CSS}</style>", "</head>", "<body>",
@@ -557,11 +708,16 @@ def render_html(board: Leaderboard, figures: dict[str, str] | None = None, title
            "published curves or baseline files, scored from the published material.</p>"]
     for section in board.sections:
         sid = html.escape(section.benchmark)
-        out.append(f'<section id="{sid}">')
-        out.append(f"<h2>{html.escape(_title(section))} <code>{sid}</code></h2>")
+        out.append(f'<section id="{html.escape(section.key, quote=True)}">')
+        out.append(f"<h2>{html.escape(_title(section))} <code>{sid}</code>"
+                   f"{html.escape(_ground_truth_heading(section))}</h2>")
         note = SECTION_NOTES.get(section.family, "")
         out.append(f'<p class="note">{html.escape(note)} Sorted by {html.escape(_sort_label(section))}.</p>')
-        out.append(f'<table class="leaderboard" data-benchmark="{sid}">')
+        if ground_truth_note(section):
+            out.append(f'<p class="note ground-truth">{html.escape(ground_truth_note(section))}</p>')
+        gt_attr = html.escape(section.ground_truth_sha256 or "", quote=True)
+        out.append(f'<table class="leaderboard" data-benchmark="{sid}" data-ground-truth="{gt_attr}" '
+                   f'data-main="{str(section.main).lower()}">')
         out.append("<thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in _headers(section)) +
                    "</tr></thead>")
         out.append("<tbody>")
@@ -587,9 +743,10 @@ def render_html(board: Leaderboard, figures: dict[str, str] | None = None, title
         stats_note = statistics_note(board, section)
         if stats_note:
             out.append(f'<p class="note stats">{html.escape(stats_note)}</p>')
-        if figures and section.benchmark in figures:
-            alt = f"{_title(section)} {'ROC' if section.family == 'fddb' else 'PR'} curves"
-            out.append(f'<figure><img class="curves" src="{html.escape(figures[section.benchmark], quote=True)}" '
+        if figures and section.key in figures:
+            kind = "ROC" if section.family == "fddb" else "PR"
+            alt = f"{_title(section)}{_ground_truth_heading(section)} {kind} curves"
+            out.append(f'<figure><img class="curves" src="{html.escape(figures[section.key], quote=True)}" '
                        f'alt="{html.escape(alt, quote=True)}"><figcaption>{html.escape(alt)}</figcaption></figure>')
         out.append("</section>")
     if board.warnings:
@@ -618,9 +775,9 @@ def write_leaderboard(board: Leaderboard, fmt: str, out: str | os.PathLike | Non
                 folder = Path(out).with_name(Path(out).stem + "_figures")
                 folder.mkdir(parents=True, exist_ok=True)
                 sources = {}
-                for benchmark, png in pngs.items():
-                    (folder / f"{benchmark}.png").write_bytes(png)
-                    sources[benchmark] = f"{folder.name}/{benchmark}.png"
+                for key, png in pngs.items():
+                    (folder / f"{key}.png").write_bytes(png)
+                    sources[key] = f"{folder.name}/{key}.png"
             else:
                 sources = {b: data_uri(png) for b, png in pngs.items()}
         text = render_html(board, sources) if fmt == "html" else render_markdown(board, sources)

@@ -37,9 +37,14 @@ class OverlayCurve:
     point: bool = False
 
 
-def _array(values: Any) -> np.ndarray:
-    """JSON list (nulls allowed) -> float array with NaN for null."""
-    return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+def _array(values: Any, where: Any = None, field: str = "curves") -> np.ndarray:
+    """JSON list (nulls allowed) -> float array with NaN for null; InputError naming `where` for anything else."""
+    if isinstance(values, np.ndarray) and values.dtype.kind in "fiub":
+        return values.astype(np.float64).ravel()
+    if isinstance(values, (list, tuple)) and all(
+            v is None or (isinstance(v, (int, float, np.number)) and not isinstance(v, bool)) for v in values):
+        return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+    raise InputError(where, None, f"field '{field}': must be an array of numbers or nulls, got {str(values)[:60]}")
 
 
 def _pick(curve: Mapping[str, Any], names: Sequence[str]) -> Any:
@@ -68,17 +73,20 @@ def curves_from_document(doc: Mapping[str, Any], label: str, published: bool = F
     family = protocol_family(doc.get("benchmark", ""), (doc.get("protocol") or {}).get("name", ""))
     curves = doc.get("curves") or {}
     metrics = doc.get("metrics") or {}
+    where = source if source is not None else label
     out: list[OverlayCurve] = []
     if family == "wider":
         for setting in PANELS["wider"]:
             curve = curves.get(setting)
             if isinstance(curve, Mapping) and "precision" in curve and "recall" in curve:
-                out.append(OverlayCurve(label, setting, _array(curve["recall"]), _array(curve["precision"]),
-                                        metrics.get(setting), published))
+                x = _array(curve["recall"], where, f"curves.{setting}.recall")
+                y = _array(curve["precision"], where, f"curves.{setting}.precision")
+                out.append(OverlayCurve(label, setting, x, y, metrics.get(setting), published))
     elif family == "face-eval":
         curve = curves.get("pr")
         if isinstance(curve, Mapping) and "precision" in curve and "recall" in curve:
-            x, y = _array(curve["recall"]), _array(curve["precision"])
+            x = _array(curve["recall"], where, "curves.pr.recall")
+            y = _array(curve["precision"], where, "curves.pr.precision")
             out.append(OverlayCurve(label, "pr", x, y, metrics.get("ap"), published, point=len(x) == 1))
     elif family == "fddb":
         for kind, curve in _roc_panels(curves).items():
@@ -86,10 +94,10 @@ def curves_from_document(doc: Mapping[str, Any], label: str, published: bool = F
             fp = _pick(curve, ("fp", "false_positives", "FP"))
             if tpr is None or fp is None:
                 continue
-            out.append(OverlayCurve(label, kind, _array(fp), _array(tpr), metrics.get(f"{kind}_tpr_at_1000fp"),
+            out.append(OverlayCurve(label, kind, _array(fp, where, f"curves.{kind}.fp"),
+                                    _array(tpr, where, f"curves.{kind}.tpr"), metrics.get(f"{kind}_tpr_at_1000fp"),
                                     published))
     if not out:
-        where = source if source is not None else label
         raise InputError(where, None, f"no curves to plot for benchmark {doc.get('benchmark')!r} "
                                       "(field 'curves' lacks the expected entries)")
     return out

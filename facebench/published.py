@@ -173,15 +173,17 @@ def face_eval_baseline_files(folder: str | os.PathLike) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in FACE_EVAL_SUFFIXES)
 
 
-def face_eval_references(dataset: str, folder: str | os.PathLike, annotations: str | os.PathLike) \
-        -> list[PublishedReference]:
-    """AP of each baseline detection file of AFW or PASCAL, scored here with the face-eval protocol."""
+def face_eval_references(dataset: str, folder: str | os.PathLike | None, annotations: str | os.PathLike,
+                         files: Iterable[str | os.PathLike] | None = None) -> list[PublishedReference]:
+    """AP of each baseline detection file of AFW or PASCAL (those under `folder`, or exactly `files`), scored
+    here with the face-eval protocol."""
     from facebench.commands.eval_face_eval import baseline_label
     from protocols.face_eval import baseline_overlap, evaluate, is_point_baseline, load_ground_truth, read_detections
 
+    paths = [Path(f) for f in files] if files is not None else face_eval_baseline_files(folder)
     gt = load_ground_truth(dataset, annotations)
     refs = []
-    for path in face_eval_baseline_files(folder):
+    for path in paths:
         result = evaluate(gt, read_detections(path), overlap_threshold=baseline_overlap(path))
         point = is_point_baseline(path)
         if point:
@@ -251,6 +253,6 @@ def reference_from_path(path: str | os.PathLike, benchmark: str | None = None) -
         if annotations is None or not annotations.is_file():
             raise InputError(path, None, f"scoring a {benchmark} baseline needs the {benchmark} annotations "
                                          "(set FACEBENCH_SHARED_DATA)")
-        return [r for r in face_eval_references(benchmark, path.parent, annotations) if r.source == str(path)]
+        return face_eval_references(benchmark, None, annotations, files=[path])  # this file only, not its folder
     raise InputError(path, None, "not a published item (a WIDER method folder of wider_pr_info_*.mat, an FDDB "
                                  "*DiscROC/*ContROC .txt file, or an AFW/PASCAL baseline with --benchmark)")

@@ -2,8 +2,10 @@
 
 Every result file is read with facebench.results.read_document and then checked field by field; a bad file
 raises InputError naming the file, the line of the field and the field (e.g. `protocol.version`). Runs are
-grouped by (detector, benchmark, ground-truth sha256, protocol name, version, convention); runs that differ in
-any of the last four are never merged (`merge_runs` refuses and says which field differs).
+grouped by (entry, benchmark, ground-truth sha256, protocol name, version, convention), where the entry is the
+detector (name, config hash, weights sha256) of a `facebench run` result and, for an evaluated result, its name
+plus the predictions it scored (their recorded sha256, else their path); runs that differ in any of the last
+four are never merged (`merge_runs` refuses and says which field differs).
 """
 
 from __future__ import annotations
@@ -108,6 +110,16 @@ class _Validator:
         if not isinstance(value, dict):
             raise self.fail(field, f"must be an object, got {type(value).__name__}")
 
+    def curve_array(self, value: Any, field: str) -> None:
+        """A curve array: a list of finite numbers, null allowed (the writers store NaN/inf as null)."""
+        if not isinstance(value, list):
+            raise self.fail(field, f"must be an array of numbers, got {json.dumps(value)[:60]}")
+        for index, item in enumerate(value):
+            if item is None:
+                continue
+            if isinstance(item, bool) or not isinstance(item, (int, float)) or not math.isfinite(item):
+                raise self.fail(field, f"element {index} must be a number or null, got {json.dumps(item)[:60]}")
+
     def number(self, value: Any, field: str, *, nullable: bool = True, minimum: float | None = None) -> None:
         if value is None and nullable:
             return
@@ -156,7 +168,12 @@ def validate_document(doc: dict[str, Any], path: str | os.PathLike, text: str | 
     v.obj(curves, "curves")
     for name, curve in curves.items():
         if not isinstance(curve, dict):
+            if family in FAMILY_METRICS:  # the plots and the leaderboard read these as {array name: array}
+                raise v.fail(f"curves.{name}", f"must be an object of arrays, got {json.dumps(curve)[:60]}")
             continue
+        for key, arr in curve.items():
+            if isinstance(arr, list) or family in FAMILY_METRICS:
+                v.curve_array(arr, f"curves.{name}.{key}")
         lengths = {key: len(arr) for key, arr in curve.items() if isinstance(arr, list)}
         if len(set(lengths.values())) > 1:
             detail = ", ".join(f"{k} {n}" for k, n in lengths.items())
@@ -207,8 +224,26 @@ def derived_label(doc: Mapping[str, Any], path: Path | None = None) -> str:
     return path.stem if path is not None else "unnamed"
 
 
+PREDICTION_SOURCE_KEYS = ("predictions", "detections", "predictions_dir", "detections_file")
+
+
+def prediction_source(doc: Mapping[str, Any]) -> str | None:
+    """What an evaluated result scored: its `detections_sha256` digest when recorded (`sha256:<hex>`), else its
+    predictions path(s) from the settings, normalised (FDDB's comma-separated fold files each); None if neither."""
+    digest = doc.get("detections_sha256")
+    if isinstance(digest, str) and _SHA256.match(digest):
+        return f"sha256:{digest}"
+    settings = doc.get("settings") or {}
+    for key in PREDICTION_SOURCE_KEYS:
+        value = settings.get(key) if isinstance(settings, Mapping) else None
+        if isinstance(value, str) and value.strip():
+            return ", ".join(os.path.normpath(part.strip()) for part in value.split(", ") if part.strip())
+    return None
+
+
 class GroupKey(NamedTuple):
-    """What must be equal for two runs to be the same entry (never merged otherwise)."""
+    """What must be equal for two runs to be the same entry (never merged otherwise); `detector` is the entry's
+    identity (StoredResult.entry_id)."""
 
     detector: str
     benchmark: str
@@ -280,6 +315,21 @@ class StoredResult:
         return "@".join(parts)
 
     @property
+    def prediction_source(self) -> str | None:
+        """The scored predictions' digest or path (see prediction_source); None when the document has neither."""
+        return prediction_source(self.doc)
+
+    @property
+    def entry_id(self) -> str:
+        """The leaderboard entry: detector_id for a run; for an evaluated result its name plus what it scored
+        (predictions digest or path), so two prediction folders of one name are two entries, while
+        re-evaluating the same predictions is the same entry."""
+        if self.kind == "run":
+            return self.detector_id
+        source = self.prediction_source
+        return f"{self.detector_name}@predictions={source}" if source else self.detector_name
+
+    @property
     def ms_per_image(self) -> float | None:
         """Mean milliseconds per image (the `total` stage when timing is split by stage)."""
         value = (self.doc.get("timing") or {}).get("ms_per_image")
@@ -289,7 +339,7 @@ class StoredResult:
 
     @property
     def key(self) -> GroupKey:
-        return GroupKey(self.detector_id, self.benchmark, self.ground_truth_sha256, self.protocol,
+        return GroupKey(self.entry_id, self.benchmark, self.ground_truth_sha256, self.protocol,
                         self.protocol_version, self.convention)
 
     def comparable_key(self) -> tuple[str, str, str, str, str]:

@@ -20,7 +20,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def write_synthetic_results(folder: Path) -> Path:
-    """Three WIDER detectors (one also on another ground truth), two FDDB detectors, one AFW result."""
+    """Three WIDER detectors (one also scored by another protocol version), two FDDB detectors, one AFW result
+    (all on one ground truth per benchmark: tables per ground truth are tested on their own)."""
     folder.mkdir(parents=True, exist_ok=True)
     # detector and timing blocks as `facebench run` writes them (per-stage times, hardware, ...)
     run = {"name": "strong", "options": {}, "config_hash": "abc123", "weights_sha256": None,
@@ -32,8 +33,8 @@ def write_synthetic_results(folder: Path) -> Path:
     write(folder / "mid.json", synthetic_document(values={"easy": 0.96, "medium": 0.93, "hard": 0.80}, label="mid"))
     write(folder / "weak.json", synthetic_document(values={"easy": 0.80, "medium": 0.70, "hard": 0.50},
                                                    label="weak"))
-    write(folder / "weak_old_gt.json", synthetic_document(values={"easy": 0.81, "medium": 0.71, "hard": 0.51},
-                                                          label="weak", gt=GT_B))
+    write(folder / "weak_v2.json", synthetic_document(values={"easy": 0.81, "medium": 0.71, "hard": 0.51},
+                                                      label="weak", version="2"))
     write(folder / "fddb_a.json", synthetic_document("fddb", {"disc_tpr_at_1000fp": 0.95, "cont_tpr_at_1000fp": 0.7},
                                                      label="alpha"))
     write(folder / "fddb_b.json", synthetic_document("fddb", {"disc_tpr_at_1000fp": 0.97, "cont_tpr_at_1000fp": 0.6},
@@ -66,10 +67,10 @@ def test_rows_are_per_detector_per_benchmark_sorted_by_headline(board) -> None:
     assert [r.name for r in sections["fddb"].rows] == ["beta", "alpha"]  # by discrete TPR@1000FP
 
 
-def test_different_ground_truths_are_kept_apart_with_a_warning(board) -> None:
+def test_different_protocol_versions_are_kept_apart_with_a_warning(board) -> None:
     weak = [r for r in board.sections[0].rows if r.name == "weak"]
-    assert {r.ground_truth_sha256 for r in weak} == {GT_A, GT_B}
-    assert all("ground truth" in r.note for r in weak)
+    assert {r.protocol for r in weak} == {"wider_face/1", "wider_face/2"}
+    assert all("protocol version" in r.note for r in weak)
     assert len(board.warnings) == 1 and "weak on widerface-val" in board.warnings[0]
     assert "not merged" in board.warnings[0]
 
@@ -155,6 +156,168 @@ def test_other_facebench_documents_in_the_results_folder_do_not_break_it(tmp_pat
     out = capsys.readouterr()
     assert "strong" in out.out and "widerface-train" not in out.out
     assert "note: 2 JSON files that are not facebench results ignored" in out.err and "error" not in out.err
+
+
+# ------------------------------------------------------------------------------------- tables per ground truth
+
+def _with_counts(doc: dict, images: int | None = None, version: str | None = None,
+                 predictions: str | None = None) -> dict:
+    """The doc with counts.images, settings.ground_truth_version and settings.predictions as the protocols write."""
+    if images is not None:
+        doc["counts"] = {"images": images}
+    if version is not None:
+        doc["settings"]["ground_truth_version"] = version
+    if predictions is not None:
+        doc["settings"]["predictions"] = predictions
+    return doc
+
+
+def test_results_on_a_ground_truth_subset_get_their_own_table(tmp_path: Path) -> None:
+    """A 10-image FDDB result (its best TPR by far) is not ranked #1 above the full-FDDB results: its own table,
+    after the main one, titled with its short sha256 and image count, and a warning."""
+    folder = tmp_path / "results"
+    for name, disc in (("alpha", 0.95), ("beta", 0.97)):
+        write(folder / f"{name}.json", _with_counts(synthetic_document(
+            "fddb", {"disc_tpr_at_1000fp": disc, "cont_tpr_at_1000fp": 0.7}, label=name), images=2845))
+    write(folder / "tiny.json", _with_counts(synthetic_document(
+        "fddb", {"disc_tpr_at_1000fp": 1.0, "cont_tpr_at_1000fp": 0.9}, label="tiny", gt=GT_B), images=10))
+    board = build_leaderboard(scan(folder))
+    main, other = board.sections
+    assert (main.benchmark, main.main, main.ground_truth_sha256, main.images) == ("fddb", True, GT_A, 2845)
+    assert [r.name for r in main.rows] == ["beta", "alpha"] and main.rank(0) == "1"
+    assert (other.main, other.ground_truth_sha256, other.images, other.key) == (False, GT_B, 10, "fddb__gt-bbbbbbbb")
+    assert [r.name for r in other.rows] == ["tiny"] and other.rank(0) == "1"
+    assert board.warnings == ("fddb: 1 result on ground truth bbbbbbbb (10 images), not the main table's aaaaaaaa "
+                              "(2,845 images); listed in a separate table, not ranked with it",)
+    md = render_markdown(board)
+    assert "## FDDB (`fddb`), ground truth aaaaaaaa (2,845 images)" in md
+    assert "## FDDB (`fddb`), other ground truth bbbbbbbb (10 images)" in md
+    assert md.index("| 1 | beta |") < md.index("| 1 | tiny |")
+    assert f"These results use another ground truth (sha256 {GT_B}, 10 images) than the main FDDB table " \
+           "(aaaaaaaa): ranked only among themselves" in md
+    table = list(csv.DictReader(io.StringIO(render_csv(board))))
+    assert [(r["method"], r["rank"], r["table"]) for r in table] == [("beta", "1", "fddb"), ("alpha", "2", "fddb"),
+                                                                     ("tiny", "1", "fddb__gt-bbbbbbbb")]
+    page = write_leaderboard(board, "html", tmp_path / "board.html")
+    assert '<section id="fddb">' in page and '<section id="fddb__gt-bbbbbbbb">' in page
+    assert page.count('<table class="leaderboard" data-benchmark="fddb"') == 2
+    assert f'data-ground-truth="{GT_B}" data-main="false"' in page
+    assert page.count('src="data:image/png;base64,') == 2  # one figure per table
+    write_leaderboard(board, "md", tmp_path / "board.md", figures="files")
+    assert sorted(p.name for p in (tmp_path / "board_figures").iterdir()) == ["fddb.png", "fddb__gt-bbbbbbbb.png"]
+
+
+def test_older_wider_ground_truth_is_not_interleaved_with_the_current_one(tmp_path: Path) -> None:
+    """Same images (3,226), different annotation release: the newest ground_truth_version is the main table,
+    even when fewer results use it; each table ranks only its own rows."""
+    folder = tmp_path / "results"
+    write(folder / "new.json", _with_counts(synthetic_document(values={"easy": 0.9, "medium": 0.8, "hard": 0.6},
+                                                               label="new"), 3226, "2017"))
+    for name, hard in (("old1", 0.7), ("old2", 0.5)):
+        write(folder / f"{name}.json", _with_counts(synthetic_document(
+            values={"easy": 0.9, "medium": 0.8, "hard": hard}, label=name, gt=GT_B), 3226, "2016"))
+    main, other = build_leaderboard(scan(folder)).sections
+    assert main.ground_truth_sha256 == GT_A and [r.name for r in main.rows] == ["new"]
+    assert other.ground_truth_sha256 == GT_B and [r.name for r in other.rows] == ["old1", "old2"]
+
+
+def test_one_detector_on_two_ground_truths_is_two_tables_with_one_warning(tmp_path: Path) -> None:
+    folder = tmp_path / "results"
+    write(folder / "a.json", synthetic_document(label="weak"))
+    write(folder / "b.json", synthetic_document(label="mid"))
+    write(folder / "c.json", synthetic_document(label="weak", gt=GT_B))
+    board = build_leaderboard(scan(folder))
+    assert [[r.name for r in s.rows] for s in board.sections] == [["mid", "weak"], ["weak"]]
+    assert not any(r.note for s in board.sections for r in s.rows)  # the table says it, not a per-row note
+    assert len(board.warnings) == 1 and "widerface-val: 1 result on ground truth bbbbbbbb" in board.warnings[0]
+
+
+def test_published_references_decide_the_main_ground_truth(tmp_path: Path) -> None:
+    """AFW/PASCAL baselines record the annotations they are scored on: results on other annotations are a
+    separate table even when they are the majority; WIDER's official curves (no sha256) join the main table."""
+    from facebench.published import PublishedReference
+
+    def ref(method: str, benchmark: str, value: dict, gt: str | None) -> PublishedReference:
+        return PublishedReference(method=method, benchmark=benchmark, family="face-eval" if "wider" not in benchmark
+                                  else "wider", metrics=value, curves={}, source=method,
+                                  extra={"ground_truth_sha256": gt} if gt else {})
+
+    folder = tmp_path / "results"
+    write(folder / "x.json", synthetic_document("afw", {"ap": 0.99}, label="x", gt=GT_B))
+    write(folder / "y.json", synthetic_document("afw", {"ap": 0.98}, label="y", gt=GT_B))
+    write(folder / "w.json", synthetic_document(label="w", gt=GT_B))
+    refs = [ref("DPM", "afw", {"ap": 0.97}, GT_A),
+            ref("Alpha", "widerface-val", {"easy": 0.9, "medium": 0.9, "hard": 0.95}, None)]
+    board = build_leaderboard(scan(folder), refs, ci=False)
+    tables = [(s.benchmark, s.main, s.ground_truth_sha256, [r.name for r in s.rows]) for s in board.sections]
+    assert tables == [("widerface-val", True, GT_B, ["Alpha", "w"]), ("afw", True, GT_A, ["DPM"]),
+                      ("afw", False, GT_B, ["x", "y"])]
+    assert len(board.warnings) == 1 and board.warnings[0].startswith("afw: 2 results on ground truth bbbbbbbb")
+
+
+def test_same_named_prediction_folders_are_two_rows(tmp_path: Path) -> None:
+    """Evaluating e1/mymodel/widerface_txt and e2/mymodel/widerface_txt gives two rows told apart by the folder;
+    re-evaluating e1 counts as a second run of its row (the latest wins)."""
+    folder = tmp_path / "results"
+    docs = {"a": ("/w/e1/mymodel/widerface_txt", "2026-01-01T00:00:00+00:00", 0.5),
+            "b": ("/w/e2/mymodel/widerface_txt", "2026-01-02T00:00:00+00:00", 0.7),
+            "c": ("/w/e1/mymodel/widerface_txt", "2026-01-03T00:00:00+00:00", 0.6)}
+    for name, (predictions, created, hard) in docs.items():
+        doc = synthetic_document(values={"easy": 0.9, "medium": 0.8, "hard": hard}, label=None, created=created)
+        write(folder / f"{name}.json", _with_counts(doc, predictions=predictions))
+    (section,) = build_leaderboard(scan(folder)).sections
+    assert [(r.name, r.value("hard"), r.runs) for r in section.rows] == [("mymodel [e2]", 0.7, 1),
+                                                                         ("mymodel [e1]", 0.6, 2)]
+
+
+def test_source_tags() -> None:
+    from facebench.leaderboard import source_tags
+
+    assert source_tags(["/w/e1/m/txt", "/w/e2/m/txt", "/w/e1/m/txt"]) == ["e1", "e2", "e1"]
+    assert source_tags(["/a/m/txt", "/b/c/m/txt"]) == ["a", "c"]
+    digest = "sha256:" + "c" * 64
+    tags = source_tags([digest, "/x/m.txt"])
+    assert tags[0] == "cccccccc" and len(tags[1]) == 8 and tags[1] != tags[0]
+    assert source_tags(["/x/m.txt", "/x/m.txt"]) == ["", ""]
+    untagged, tagged = source_tags([None, "/a/m"])  # a result that records no predictions path beside one that does
+    assert untagged == "" and len(tagged) == 8
+    assert source_tags([None, "/a/m", "/c/m"]) == ["", "a", "c"]
+
+
+def test_malformed_curve_is_a_one_line_error_or_skipped(tmp_path: Path, capsys) -> None:
+    """curves.hard.precision as strings or as a number: `leaderboard` (md and html) and `plot` name the file
+    and field (exit 2); `leaderboard --skip-invalid` warns and builds the page without it."""
+    from facebench.cli import main
+
+    folder = write_synthetic_results(tmp_path / "results")
+    for value in (["a"] * 60, 5):
+        doc = synthetic_document(label="broken")
+        doc["curves"]["hard"]["precision"] = value
+        bad = write(folder / "broken.json", doc)
+        for args in (["leaderboard", "--results", str(folder), "--format", "html", "--out", str(tmp_path / "x.html")],
+                     ["leaderboard", "--results", str(folder)],
+                     ["plot", str(bad), "--out", str(tmp_path / "fig.png")]):
+            capsys.readouterr()
+            with pytest.raises(SystemExit) as info:
+                main(args)
+            err = capsys.readouterr().err
+            assert info.value.code == 2 and err.count("\n") == 1, err
+            assert err.startswith(f"error: {bad}:") and "field 'curves.hard.precision'" in err
+        main(["leaderboard", "--results", str(folder), "--format", "html", "--skip-invalid",
+              "--out", str(tmp_path / "ok.html")])
+        err = capsys.readouterr().err
+        assert f"warning: skipped {bad}:" in err and "curves.hard.precision" in err
+        page = (tmp_path / "ok.html").read_text()
+        assert "strong" in page and "broken" not in page
+
+
+def test_overlay_curves_name_the_source_of_a_bad_array() -> None:
+    from facebench.overlay_plot import curves_from_document
+
+    doc = synthetic_document()
+    doc["curves"]["easy"]["recall"] = 5
+    with pytest.raises(InputError, match=r"^r\.json: field 'curves\.easy\.recall': must be an array"):
+        curves_from_document(doc, "x", source="r.json")
 
 
 def test_pr_figure_keeps_one_colour_per_method_across_panels() -> None:
@@ -267,11 +430,9 @@ def test_overlay_plot_output_suffixes(tmp_path: Path, capsys: pytest.CaptureFixt
     assert (tmp_path / "fig.jpg").read_bytes()[:2] == b"\xff\xd8"  # a JPEG, not fig.jpg.png
     assert not (tmp_path / "fig.jpg.png").exists()
     assert (tmp_path / "v1.png").exists() and (tmp_path / "v1.pdf").exists()
+    main(["plot", str(folder / "strong.json"), "--out", str(tmp_path / "yunet-v1.2")])  # a dot, not a format
+    assert (tmp_path / "yunet-v1.2.png").exists() and (tmp_path / "yunet-v1.2.pdf").exists()
     capsys.readouterr()
-    for bad, message in [("fig.txt", "cannot write a '.txt' figure"), ("fig.pgf", "cannot write a '.pgf' figure")]:
-        with pytest.raises(SystemExit) as info:
-            main(["plot", str(folder / "strong.json"), "--out", str(tmp_path / bad)])
-        assert info.value.code == 2 and message in capsys.readouterr().err
     with pytest.raises(SystemExit) as info:  # the figure written twice
         main(["plot", str(folder / "strong.json"), "--out", str(tmp_path / "a"), "--out", str(tmp_path / "a.png")])
     assert info.value.code == 2 and "the same file given twice" in capsys.readouterr().err
@@ -322,6 +483,29 @@ def test_real_published_references(shared_data: Path) -> None:
     assert afw["Face++"] is None and refs[("afw", "Face++")].point  # a single operating point
 
 
+def test_single_published_baseline_file_loads_only_that_file(tmp_path: Path, shared_data: Path, monkeypatch,
+                                                             capsys) -> None:
+    """`plot --published SFD_AFW_PR.txt` scores that file, not every file beside it (a README.txt there used to
+    fail as `README.txt:1: expected 6 fields`)."""
+    import shutil
+
+    from facebench.cli import main
+    from facebench.published import reference_from_path
+    from tests.conftest import require
+
+    monkeypatch.setenv("FACEBENCH_SHARED_DATA", str(shared_data))
+    folder = tmp_path / "S3FD"
+    folder.mkdir()
+    item = Path(shutil.copy(require(shared_data / "afw" / "results" / "S3FD_official" / "SFD_AFW_PR.txt"), folder))
+    (folder / "README.txt").write_text("S3FD's AFW detections, as published by the authors.\n")
+    (folder / "other.txt").write_text("not a detection file\n")
+    (ref,) = reference_from_path(item, "afw")
+    assert ref.source == str(item) and ref.benchmark == "afw" and ref.metrics["ap"] is not None
+    main(["plot", "--published", str(item), "--benchmark", "afw", "--out", str(tmp_path / "afw.png")])
+    assert (tmp_path / "afw.png").read_bytes()[:4] == b"\x89PNG"
+    assert "README" not in capsys.readouterr().err
+
+
 def test_real_leaderboard_from_committed_baselines(tmp_path: Path, shared_data: Path) -> None:
     board = build_leaderboard(scan(REPO / "results" / "baselines"), real_references(shared_data),
                               benchmarks=["widerface-val"])
@@ -368,8 +552,10 @@ def tied_results(tmp_path_factory) -> Path:
             args = ["eval", "widerface", str(folder), "--gt-dir", str(gt_dir), "--no-breakdown",
                     "--out", str(results / f"{name}.json")] + (["--ci"] if name == "tie_b" else [])
             main(args)  # returns on success (exit 2 with a one-line error otherwise)
-    # An old result (no records) whose hard AP falls between tie_a and tie_b.
-    write(results / "old.json", synthetic_document(values={"easy": 0.2, "medium": 0.2, "hard": 0.1990}, label="old"))
+    # An old result (no records) on the same ground truth whose hard AP falls between tie_a and tie_b.
+    gt_sha = json.loads((results / "best.json").read_text())["ground_truth_sha256"]
+    write(results / "old.json", synthetic_document(values={"easy": 0.2, "medium": 0.2, "hard": 0.1990}, label="old",
+                                                   gt=gt_sha))
     _write_published_wider(root / "data")
     return root
 

@@ -171,7 +171,7 @@ def test_page_with_embedded_figures_renders(pages: Path, chromium: str) -> None:
     assert report["title"] == "facebench leaderboard"
     tables = {t["benchmark"]: t for t in report["tables"]}
     assert set(tables) == {"widerface-val", "fddb", "afw"}
-    assert tables["widerface-val"]["rows"] == 4  # three detectors, one of them on two ground truths
+    assert tables["widerface-val"]["rows"] == 4  # three detectors, one of them on two protocol versions
     assert tables["widerface-val"]["names"][0] == "strong"  # sorted by hard AP
     assert tables["fddb"]["rows"] == 2 and tables["afw"]["rows"] == 1
     assert len(report["images"]) == 3

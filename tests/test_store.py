@@ -95,6 +95,13 @@ def test_run_document_identity_includes_config_and_weights(tmp_path: Path) -> No
     (lambda d: d["metrics"].pop("medium"), "metrics.medium", False),
     (lambda d: d.update(created="yesterday"), "created", True),
     (lambda d: d["curves"]["easy"].update(recall=[0.1, 0.2]), "curves.easy", True),
+    # curve arrays hold finite numbers or null (the plots and the HTML leaderboard read them as floats)
+    (lambda d: d["curves"]["hard"].update(precision=["a"] * len(d["curves"]["hard"]["recall"])),
+     "curves.hard.precision", True),
+    (lambda d: d["curves"]["hard"].update(precision=5), "curves.hard.precision", True),
+    (lambda d: d["curves"]["medium"]["recall"].__setitem__(3, True), "curves.medium.recall", True),
+    (lambda d: d["curves"]["easy"]["precision"].__setitem__(0, float("inf")), "curves.easy.precision", True),
+    (lambda d: d["curves"].update(easy=[0.1, 0.2]), "curves.easy", True),
     (lambda d: d.update(detector={"options": {}}), "detector.name", False),
     (lambda d: d.update(detector={"name": "x", "weights_sha256": "123"}), "detector.weights_sha256", True),
     (lambda d: d.update(timing={"ms_per_image": -3}), "timing.ms_per_image", True),
@@ -116,6 +123,43 @@ def test_invalid_fields_name_file_line_and_field(tmp_path: Path, mutate, field: 
     else:
         assert "missing" in err.message
     assert str(path) in str(err)
+
+
+@pytest.mark.parametrize("benchmark, curve, key", [("fddb", "disc", "fp"), ("fddb", "cont", "tpr"),
+                                                   ("afw", "pr", "recall"), ("pascal", "pr", "precision")])
+def test_malformed_curve_arrays_of_every_family_are_errors(tmp_path: Path, benchmark: str, curve: str,
+                                                           key: str) -> None:
+    doc = synthetic_document(benchmark)
+    doc["curves"][curve][key][-1] = "x"
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(doc, indent=1))
+    with pytest.raises(InputError) as info:
+        load_result(path)
+    assert info.value.message == f"field 'curves.{curve}.{key}': element {len(doc['curves'][curve][key]) - 1} " \
+                                 "must be a number or null, got \"x\""
+    assert f'"{key}":' in path.read_text().splitlines()[info.value.line - 1]
+
+
+def test_curve_arrays_may_hold_null_as_the_writers_store_nan(tmp_path: Path) -> None:
+    doc = synthetic_document()
+    doc["curves"]["easy"]["precision"][:3] = [float("nan")] * 3  # make_document / write_document: NaN -> null
+    path = write(tmp_path / "r.json", doc)
+    assert load_result(path).doc["curves"]["easy"]["precision"][:3] == [None, None, None]
+    fddb = synthetic_document("fddb")
+    fddb["curves"]["disc"]["threshold"] = [None] * len(fddb["curves"]["disc"]["fp"])
+    load_result(write(tmp_path / "f.json", fddb))
+
+
+def test_scan_skips_a_file_with_a_malformed_curve(tmp_path: Path, capsys) -> None:
+    write(tmp_path / "ok.json", synthetic_document())
+    bad = synthetic_document()
+    bad["curves"]["hard"]["precision"] = 5
+    write(tmp_path / "bad.json", bad)
+    with pytest.raises(InputError, match=r"bad\.json:\d+: field 'curves\.hard\.precision': must be an array"):
+        scan(tmp_path)
+    assert [r.path.name for r in scan(tmp_path, skip_invalid=True)] == ["ok.json"]
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "skipped" in err and "bad.json" in err and "curves.hard.precision" in err
 
 
 def test_missing_required_field_and_bad_json_are_clear(tmp_path: Path) -> None:
@@ -229,6 +273,42 @@ def test_merging_runs_of_different_ground_truth_or_protocol_is_refused(tmp_path:
     groups = group([a, b])  # grouping keeps them apart instead
     assert len(groups) == 2
     assert len(split_entries(groups)[("det", "widerface-val")]) == 2
+
+
+def _evaluated(predictions: str, created: str, hard: float = 0.5) -> dict:
+    """An evaluated WIDER result (no label, no detector block) of a predictions folder."""
+    doc = synthetic_document(values={"easy": 0.9, "medium": 0.8, "hard": hard}, label=None, created=created)
+    doc["settings"]["predictions"] = predictions
+    return doc
+
+
+def test_evaluated_prediction_sets_of_one_name_are_separate_entries(tmp_path: Path) -> None:
+    """e1/mymodel/widerface_txt and e2/mymodel/widerface_txt are both named "mymodel" but are two entries;
+    evaluating e1 again (the same predictions) is the same entry, latest run last."""
+    write(tmp_path / "a.json", _evaluated("/w/e1/mymodel/widerface_txt", "2026-01-01T00:00:00+00:00", 0.5))
+    write(tmp_path / "b.json", _evaluated("/w/e2/mymodel/widerface_txt", "2026-01-02T00:00:00+00:00", 0.7))
+    write(tmp_path / "c.json", _evaluated("/w/e1/./mymodel/widerface_txt", "2026-01-03T00:00:00+00:00", 0.6))
+    results = scan(tmp_path)
+    assert {r.detector_name for r in results} == {"mymodel"}
+    groups = group(results)
+    assert len(groups) == 2
+    runs = {key.detector: [r.path.name for r in members] for key, members in groups.items()}
+    assert runs == {"mymodel@predictions=/w/e1/mymodel/widerface_txt": ["a.json", "c.json"],
+                    "mymodel@predictions=/w/e2/mymodel/widerface_txt": ["b.json"]}
+    assert results[0].detector_id == "mymodel"  # what `facebench check` matches on is unchanged
+
+
+def test_entry_identity_prefers_the_recorded_predictions_digest() -> None:
+    from facebench.store import prediction_source
+
+    doc = synthetic_document("afw", {"ap": 0.9})
+    doc["settings"]["detections"] = "/a/x/dets.txt"
+    assert prediction_source(doc) == "/a/x/dets.txt"
+    doc["detections_sha256"] = "c" * 64  # face-eval records the detections' sha256: moved files stay one entry
+    assert prediction_source(doc) == "sha256:" + "c" * 64
+    fddb = {"settings": {"detections": "/d/m/../m/fold-01-out.txt, /d/m/fold-02-out.txt"}}
+    assert prediction_source(fddb) == "/d/m/fold-01-out.txt, /d/m/fold-02-out.txt"
+    assert prediction_source({"settings": {}}) is None
 
 
 def test_derived_labels_from_prediction_paths() -> None:

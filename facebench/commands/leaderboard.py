@@ -49,7 +49,7 @@ def check_benchmarks(wanted: tuple[str, ...], results: list, references: list) -
 def leaderboard_command(results_dir: Path, fmt: str, out: Path | None, published_root: Path | None,
                         benchmarks: tuple[str, ...], sort: str | None, figures: str, figure_top: int,
                         skip_invalid: bool, with_ci: bool | None, resamples: int) -> None:
-    """One row per detector per benchmark, sorted, with published reference rows."""
+    """One row per detector per benchmark (a table per ground truth), sorted, with published reference rows."""
     from facebench.leaderboard import build_leaderboard, write_leaderboard
     from facebench.store import scan
 
@@ -82,4 +82,7 @@ def leaderboard_command(results_dir: Path, fmt: str, out: Path | None, published
         click.echo(text, nl=False)
     else:
         n_rows = sum(len(s.rows) for s in board.sections)
-        click.echo(f"wrote {out} ({n_rows} rows in {len(board.sections)} benchmarks)", err=True)
+        n_benchmarks = len({s.benchmark for s in board.sections})
+        extra = len(board.sections) - n_benchmarks  # tables of results on another ground truth
+        tables = f", {extra} more table{'s' * (extra != 1)} on other ground truth" if extra else ""
+        click.echo(f"wrote {out} ({n_rows} rows in {n_benchmarks} benchmarks{tables})", err=True)

@@ -10,16 +10,14 @@ from facebench.errors import PLOT_SUFFIXES, InputError, warn
 
 
 def _outputs(out: tuple[Path, ...]) -> list[Path]:
-    """--out values; one without a suffix means both X.png and X.pdf."""
+    """--out values; one without a figure suffix (none, or a dot in a name like 'yunet-v1.2') means both
+    X.png and X.pdf."""
     paths: list[Path] = []
     for path in out:
-        if not path.suffix:
-            paths += [path.with_name(path.name + ".png"), path.with_name(path.name + ".pdf")]
-        elif path.suffix.lower() in PLOT_SUFFIXES:
+        if path.suffix.lower() in PLOT_SUFFIXES:
             paths.append(path)
         else:
-            raise InputError(path, None, f"--out: cannot write a '{path.suffix}' figure (use one of "
-                                         f"{', '.join(PLOT_SUFFIXES)}, or no suffix for both .png and .pdf)")
+            paths += [path.with_name(path.name + ".png"), path.with_name(path.name + ".pdf")]
     return paths
 
 
