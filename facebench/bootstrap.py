@@ -11,6 +11,8 @@ import dataclasses
 import math
 import os
 from dataclasses import dataclass, field
+import zipfile
+import zlib
 from pathlib import Path
 from typing import Any, Mapping, Protocol, Sequence
 
@@ -454,12 +456,60 @@ def load_records(result_path: str | os.PathLike, doc: Mapping[str, Any] | None =
 
     result_path = Path(result_path)
     doc = read_document(result_path) if doc is None else doc
-    records = _read_records(result_path, doc)
-    problem = records_mismatch(records, doc.get("metrics") or {})
+    try:
+        records = _read_records(result_path, doc)
+        _check_shapes(records)
+        problem = records_mismatch(records, doc.get("metrics") or {})
+    except InputError:
+        raise
+    except (ValueError, TypeError, IndexError, KeyError, OverflowError, AttributeError, EOFError,
+            zipfile.BadZipFile, zlib.error) as exc:
+        # facebench writes these files; whatever fails in reading them back means the file is damaged
+        first = (str(exc).strip().splitlines() or [""])[0][:120]
+        raise InputError(records_path(result_path), None, f"damaged records file ({type(exc).__name__}: {first}); "
+                                                          f"{_rerun_hint(doc)}") from None
     if problem:
         raise InputError(records_path(result_path), None, f"records do not belong to {result_path.name} "
                          f"({problem}): stale records from another run; {_rerun_hint(doc)}")
     return records
+
+
+def _numeric(name: str, array: Any, ndim: int, length: int | None = None) -> np.ndarray:
+    """`array` as a finite numeric array of `ndim` dimensions (first one `length`), else ValueError."""
+    array = np.asarray(array)
+    if array.ndim != ndim or not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+        raise ValueError(f"'{name}' is not a {ndim}-d numeric array")
+    if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
+        raise ValueError(f"'{name}' holds non-finite values")
+    if length is not None and len(array) != length:
+        raise ValueError(f"'{name}' has {len(array)} rows, expected {length}")
+    return array
+
+
+def _check_shapes(records: Records) -> None:
+    """The arrays of loaded records agree in shape with each other and the image list (ValueError otherwise)."""
+    n = len(records.image_ids)
+    if isinstance(records, WiderRecords):
+        for key in records.faces:
+            rows = _numeric(f"{key}_proposals", records.proposals[key], 2, n)
+            if _numeric(f"{key}_true_positives", records.true_positives[key], 2, n).shape != rows.shape:
+                raise ValueError(f"'{key}' proposals and true positives differ in shape")
+            _numeric(f"{key}_faces", records.faces[key], 1, n)
+    elif isinstance(records, FaceEvalRecords):
+        d = len(_numeric("tp", records.tp, 1))
+        _numeric("fp", records.fp, 1, d)
+        index = _numeric("image_index", records.image_index, 1, d)
+        _numeric("positives_per_image", records.positives_per_image, 1, n)
+        if d and (index.min() < 0 or index.max() >= n):
+            raise ValueError("'image_index' points outside the image list")
+    elif isinstance(records, FddbRecords):
+        _numeric("faces", records.faces, 1, n)
+        start = _numeric("entry_start", records.entry_start, 1, n + 1)
+        e = len(_numeric("entry_threshold", records.entry_threshold, 1))
+        for name in ("entry_tp_disc", "entry_tp_cont", "entry_fp"):
+            _numeric(name, getattr(records, name), 1, e)
+        if start[0] != 0 or start[-1] != e or (np.diff(start) < 0).any():
+            raise ValueError("'entry_start' does not partition the entries")
 
 
 def _read_records(result_path: Path, doc: Mapping[str, Any]) -> Records:
@@ -490,7 +540,8 @@ def _read_records(result_path: Path, doc: Mapping[str, Any]) -> Records:
                                entry_tp_disc=data["entry_tp_disc"], entry_tp_cont=data["entry_tp_cont"],
                                entry_fp=data["entry_fp"],
                                points={k: (None if v is None else float(v)) for k, v in metrics.items()
-                                       if k in FddbRecords.names()})
+                                       if k in FddbRecords.names() and (v is None or isinstance(v, (int, float)))
+                                       and not isinstance(v, bool)})
     raise InputError(result_path, None, f"no bootstrap support for protocol {protocol!r}")
 
 

@@ -129,6 +129,10 @@ def main(argv: list[str] | None = None) -> None:
             # an unwritable output, a folder where a file belongs: the user's paths, not a bug
             click.echo(f"error: {exc.filename}: {exc.strerror or exc}", err=True)
             sys.exit(2)
+        if isinstance(exc, RuntimeError) and str(exc).startswith("Symlink loop from "):
+            # pathlib's resolve() on a path the user gave that links to itself
+            click.echo(f"error: {str(exc)[len('Symlink loop from '):].strip(chr(39))}: symlink loop", err=True)
+            sys.exit(2)
         click.echo(f"error: {type(exc).__name__}: {exc} (re-run with --debug for the traceback)", err=True)
         sys.exit(1)
 

@@ -12,7 +12,6 @@ import numpy as np
 from facebench.bootstrap import (DEFAULT_RESAMPLES, DEFAULT_SEED, LEVEL, Records, load_records,
                                  percentile_interval, resample_weights, resampled_metrics)
 from facebench.errors import InputError
-from facebench.results import read_document
 
 # Settings that name an input rather than change how it is scored: they may differ between compared results.
 INPUT_SETTINGS = frozenset({"predictions", "ground_truth_dir", "ground_truth", "detections", "detections_dir",
@@ -153,15 +152,22 @@ def compare_records(a: Records, b: Records, resamples: int = DEFAULT_RESAMPLES, 
     return [difference_of_samples(m, pa.get(m), pb.get(m), sa[m], sb[m], level) for m in pa if m in sb]
 
 
+def _validated(path: str | os.PathLike) -> dict[str, Any]:
+    """A result document checked field by field (store.validate_document), so bad fields name file and line."""
+    from facebench.store import load_result
+
+    return load_result(path).doc
+
+
 def _load(path: str | os.PathLike) -> tuple[dict[str, Any], Records]:
-    doc = read_document(path)
+    doc = _validated(path)
     return doc, load_records(path, doc)
 
 
 def compare_files(a_path: str | os.PathLike, b_path: str | os.PathLike, resamples: int = DEFAULT_RESAMPLES,
                   seed: int = DEFAULT_SEED, level: float = LEVEL) -> Comparison:
     """Paired comparison of two saved results (JSON + records .npz beside each)."""
-    doc_a, doc_b = read_document(a_path), read_document(b_path)
+    doc_a, doc_b = _validated(a_path), _validated(b_path)
     check_comparable(doc_a, doc_b, str(a_path), str(b_path))
     rec_a, rec_b = load_records(a_path, doc_a), load_records(b_path, doc_b)
     differences = compare_records(rec_a, rec_b, resamples, seed, level, str(a_path), str(b_path))

@@ -115,6 +115,8 @@ def read_document(path: str | os.PathLike) -> dict[str, Any]:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InputError(path, exc.lineno, f"not valid JSON: {exc.msg}") from None
+    except (ValueError, RecursionError) as exc:  # an integer of > 4300 digits, nesting deeper than Python's stack
+        raise InputError(path, None, f"not a usable JSON document: {str(exc).split(';')[0][:100]}") from None
     if not isinstance(doc, dict):
         raise InputError(path, None, "a result file must hold a JSON object")
     for field in REQUIRED_FIELDS:

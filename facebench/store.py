@@ -117,16 +117,26 @@ class _Validator:
         for index, item in enumerate(value):
             if item is None:
                 continue
-            if isinstance(item, bool) or not isinstance(item, (int, float)) or not math.isfinite(item):
+            if not _finite_number(item):
                 raise self.fail(field, f"element {index} must be a number or null, got {json.dumps(item)[:60]}")
 
     def number(self, value: Any, field: str, *, nullable: bool = True, minimum: float | None = None) -> None:
         if value is None and nullable:
             return
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        if not _finite_number(value):
             raise self.fail(field, f"must be a number{' or null' if nullable else ''}, got {json.dumps(value)[:60]}")
         if minimum is not None and value < minimum:
             raise self.fail(field, f"must be >= {minimum}, got {value}")
+
+
+def _finite_number(value: Any) -> bool:
+    """A JSON number that is finite as a float (an integer beyond float range is not: math.isfinite overflows)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
 
 
 def validate_document(doc: dict[str, Any], path: str | os.PathLike, text: str | None = None) -> None:

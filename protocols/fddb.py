@@ -119,6 +119,8 @@ def _parse_blocks(lines: list[str], path: Path, expected: Sequence[str] | None, 
         match = _COUNT.match(lines[i])
         if match is None:
             raise InputError(path, i + 1, f"expected the number of {what} of {name!r}, found {lines[i].strip()!r}")
+        if len(match.group(1).lstrip("+-")) > 18:  # beyond int64 (and int()'s 4300-digit limit): no file has that
+            raise InputError(path, i + 1, f"the number of {what} of {name!r} is too large ({match.group(1)[:20]}...)")
         count = int(match.group(1))
         if count < 0:
             raise InputError(path, i + 1, f"negative number of {what} ({count})")

@@ -97,7 +97,7 @@ def test_windowed_counts_equal_brute_force_over_all_anchors(ratio):
 def test_parse_ratios():
     assert aa.parse_ratios("0.5:0.7:0.1") == [0.5, 0.6, 0.7]
     assert aa.parse_ratios("1.0,0.68, 0.5") == [0.5, 0.68, 1.0]
-    for bad in ("0.5:0.1:0.1", "a,b", "0:1", "-1"):
+    for bad in ("0.5:0.1:0.1", "a,b", "0:1", "-1", "0.5:inf:0.1", "nan", "1:2:1e-9"):  # 1e-9: a billion ratios
         with pytest.raises(ValueError):
             aa.parse_ratios(bad)
 

@@ -194,3 +194,30 @@ def test_real_afw_dpm_and_headhunter_are_tied(shared_data, tmp_path):
         records.append(bs.records_from_result(evaluate(gt, read_detections(require(path)))))
     # The paper's 97.21 vs 97.14 is no ranking; S3FD's 99.85 is above both.
     assert cmp.tied_groups(records, "ap", resamples=500) == [[2], [0, 1]]
+
+
+def test_damaged_records_or_result_fields_are_one_line_errors(pair, tmp_path):
+    a, b = pair
+    records = bs.records_path(a)
+    original = records.read_bytes()
+    records.write_bytes(original[: len(original) // 2])  # truncated
+    with pytest.raises(InputError, match="records"):
+        cmp.compare_files(a, b, resamples=10)
+    with np.load(bs.records_path(b)) as data:
+        arrays = {k: data[k] for k in data.files}
+    for name in [k for k in arrays if k.endswith("_faces")][:1]:
+        broken = dict(arrays)
+        broken[name] = broken[name][:-1]  # one image short
+        np.savez(records, **broken)
+        with pytest.raises(InputError, match="damaged records file"):
+            cmp.compare_files(a, b, resamples=10)
+        broken[name] = np.array("x")
+        np.savez(records, **broken)
+        with pytest.raises(InputError, match="damaged records file"):
+            cmp.compare_files(a, b, resamples=10)
+    records.write_bytes(original)
+    doc = json.loads(a.read_text())
+    doc["protocol"] = "wider_face"
+    a.write_text(json.dumps(doc))
+    with pytest.raises(InputError, match="field 'protocol': must be an object"):
+        cmp.compare_files(a, b, resamples=10)

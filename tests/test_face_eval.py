@@ -440,6 +440,19 @@ def test_shen_and_picasa_layouts(tmp_path, small_gt):
     with pytest.raises(InputError, match="must be integers") as info:
         read_detections(tmp_path / "bad.csv")
     assert info.value.line == 2
+    write_lines(tmp_path / "bad.csv", [header, "p;none;" + "x" * 200_000 + ";a;b;5;4;1;1;9;9"])  # past csv's limit
+    with pytest.raises(InputError, match="not a Picasa CSV line") as info:
+        read_detections(tmp_path / "bad.csv")
+    assert info.value.line == 2
+
+
+def test_a_symlink_loop_is_a_one_line_error(tmp_path, capsys):
+    from tests.conftest import run_cli
+
+    (tmp_path / "loop.txt").symlink_to(tmp_path / "loop.txt")
+    annotations = write_struct_annotations(tmp_path / "gt.mat", GT_IMAGES)
+    code, _, err = run_cli(["eval", "afw", str(tmp_path / "loop.txt"), "--annotations", str(annotations)], capsys)
+    assert code == 2 and err.count("\n") == 1 and "loop.txt" in err
 
 
 # ----------------------------------------------------------------------------------------------------------------

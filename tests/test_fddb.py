@@ -334,6 +334,7 @@ def test_count_lines_read_their_leading_integer_and_blank_lines_between_images(m
     ("a/imgA\n-1\nb/imgB\n0\nc/imgC\n0\n", 2, "negative"),
     ("a/imgA\nmany\n", 2, "expected the number of detections"),
     ("a/imgA\n", 1, "no count line"),
+    ("a/imgA\n" + "9" * 5000 + "\n", 2, "is too large"),  # past int()'s 4300-digit limit
 ])
 def test_bad_detection_files_name_file_and_line(mini, text, line, message):
     gt, _, _ = load(mini)

@@ -430,6 +430,9 @@ def test_overlay_plot_output_suffixes(tmp_path: Path, capsys: pytest.CaptureFixt
     assert (tmp_path / "fig.jpg").read_bytes()[:2] == b"\xff\xd8"  # a JPEG, not fig.jpg.png
     assert not (tmp_path / "fig.jpg.png").exists()
     assert (tmp_path / "v1.png").exists() and (tmp_path / "v1.pdf").exists()
+    with pytest.raises(SystemExit) as info:
+        main(["plot", str(folder / "strong.json"), "--out", ""])
+    assert info.value.code == 2 and "not a file name" in capsys.readouterr().err
     main(["plot", str(folder / "strong.json"), "--out", str(tmp_path / "yunet-v1.2")])  # a dot, not a format
     assert (tmp_path / "yunet-v1.2.png").exists() and (tmp_path / "yunet-v1.2.pdf").exists()
     capsys.readouterr()

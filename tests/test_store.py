@@ -174,6 +174,20 @@ def test_missing_required_field_and_bad_json_are_clear(tmp_path: Path) -> None:
     assert info.value.line == 2 and "not valid JSON" in info.value.message
 
 
+def test_numbers_beyond_float_or_int_parsing_are_field_errors(tmp_path: Path) -> None:
+    doc = synthetic_document()
+    doc["metrics"]["recall_at_top"] = 10 ** 400  # an integer past float range: math.isfinite would overflow
+    with pytest.raises(InputError, match="field .metrics.recall_at_top.: must be a number or null"):
+        load_result(write(tmp_path / "a.json", doc))
+    doc = synthetic_document()
+    doc["curves"]["hard"]["recall"][0] = 10 ** 400
+    with pytest.raises(InputError, match="element 0 must be a number or null"):
+        load_result(write(tmp_path / "b.json", doc))
+    (tmp_path / "c.json").write_text('{"schema": ' + "9" * 5000 + "}")  # past int()'s 4300-digit limit
+    with pytest.raises(InputError, match="c.json: not a usable JSON document"):
+        load_result(tmp_path / "c.json")
+
+
 def test_unknown_benchmark_needs_no_headline_metrics(tmp_path: Path) -> None:
     doc = make_document(benchmark="sample", protocol="custom", protocol_version="0", settings={},
                         metrics={"score": 0.5}, ground_truth_sha256=GT_A)

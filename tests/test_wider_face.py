@@ -246,6 +246,29 @@ def test_semicolons_make_a_matrix_as_str2num_does(mini, tmp_path, capsys, line, 
         assert any(np.allclose(row, box) for row in boxes), boxes
 
 
+def test_a_count_of_thousands_of_digits_drops_the_file(mini, tmp_path, capsys):
+    gt, _ = mini
+    folder = write_predictions(tmp_path / "p", "0--Mini", MINI_PRED)
+    (folder / "0--Mini" / "A.txt").write_text("A\n" + "9" * 5000 + "\n1 2 3 4 0.5\n")
+    result = read_predictions(folder, gt)
+    assert len(result.dropped) == 1 and "its count says more than int64 holds" in capsys.readouterr().err
+
+
+def test_non_numeric_ground_truth_variables_are_input_errors(tmp_path):
+    import scipy.io
+
+    from facebench.errors import InputError
+
+    root = write_mini_gt(tmp_path / "gt")
+    face = scipy.io.loadmat(root / "wider_face_val.mat")
+    labels = face["blur_label_list"]
+    labels[0, 0][0, 0] = np.array([["abc"]], dtype=object)
+    scipy.io.savemat(root / "wider_face_val.mat", {**{k: v for k, v in face.items() if not k.startswith("__")},
+                                                   "blur_label_list": labels})
+    with pytest.raises(InputError, match="variable 'blur_label_list' must hold numeric labels"):
+        load_ground_truth(root)
+
+
 def test_no_pair_reaching_half_overlap_gives_zero_ap(tmp_path):
     one = {"name": "A", "boxes": [[0, 0, 20, 20]], "easy": [1], "medium": [1], "hard": [1]}
     gt = load_ground_truth(write_ground_truth(tmp_path / "gt", [("0--Mini", [one])]))
@@ -407,8 +430,12 @@ def test_split_txt_reader_and_errors(tmp_path):
         with pytest.raises(InputError, match=r"bad\.txt:4: box row values must be finite and within int32 range"):
             read_split_txt(bad)
     bad.write_text("0--A/a.jpg\n3\n1 2 3 4 0 0 0 0 0 0\n")
-    with pytest.raises(InputError, match=r"bad\.txt:3: .*file ends before its 3 boxes"):
+    with pytest.raises(InputError, match=r"bad\.txt:2: .*announces 3 boxes but only 1 lines follow"):
         read_split_txt(bad)
+    for count in ("1000000000000", "9" * 5000):  # refused before any allocation
+        bad.write_text(f"0--A/a.jpg\n{count}\n1 2 3 4 0 0 0 0 0 0\n")
+        with pytest.raises(InputError, match=r"bad\.txt:2: "):
+            read_split_txt(bad)
 
 
 def test_split_txt_matches_the_mat_files(shared_data):

@@ -197,6 +197,9 @@ def sweep_ratios(faces: FaceSet, ratios: Sequence[float], strides: Sequence[int]
     return [summarize_coverage(face_coverage(faces, r, strides, threshold), outer_k) for r in ratios]
 
 
+MAX_RATIOS = 1000
+
+
 def parse_ratios(text: str) -> list[float]:
     """'0.2:1.2:0.02' (inclusive range) or '0.5,0.68,1.0' (list) -> sorted unique ratios; ValueError if bad."""
     text = text.strip()
@@ -205,14 +208,20 @@ def parse_ratios(text: str) -> list[float]:
         if len(parts) != 3:
             raise ValueError("a ratio range is START:STOP:STEP")
         start, stop, step = (float(p) for p in parts)
+        if not all(math.isfinite(v) for v in (start, stop, step)):
+            raise ValueError("a ratio range needs finite numbers")
         if step <= 0 or stop < start:
             raise ValueError("a ratio range needs STEP > 0 and STOP >= START")
         count = int(math.floor((stop - start) / step + 1e-9)) + 1
+        if count > MAX_RATIOS:  # each ratio is a full pass over the faces
+            raise ValueError(f"the range holds {count} ratios; at most {MAX_RATIOS}")
         values = [round(start + i * step, 10) for i in range(count)]
     else:
         values = [float(p) for p in text.split(",") if p.strip()]
-    if not values or any(v <= 0 for v in values):
-        raise ValueError("ratios must be positive numbers")
+    if not values or any(not math.isfinite(v) or v <= 0 for v in values):
+        raise ValueError("ratios must be positive finite numbers")
+    if len(values) > MAX_RATIOS:
+        raise ValueError(f"{len(values)} ratios given; at most {MAX_RATIOS}")
     return sorted(set(values))
 
 

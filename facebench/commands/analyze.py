@@ -61,12 +61,12 @@ def analyze_command(result: Path, out_dir: Path | None, images_dir: Path | None,
     """Split false positives (localisation, duplicate, ignored/invalid, background) at an operating point
     (default: best F1), break misses down by face height and attribute, and give the AP gained per fix."""
     from facebench.error_analysis import analyze, write_analysis, write_gallery
-    from facebench.results import read_document
+    from facebench.store import load_result
     from protocols import wider_face
 
     if score is not None and not math.isfinite(score):
         raise InputError(None, None, f"--score must be a finite number, got {score}")
-    doc = read_document(result)
+    doc = load_result(result).doc
     protocol = (doc.get("protocol") or {}).get("name")
     if protocol != "wider_face":
         raise InputError(result, None, f"error analysis supports WIDER FACE results only (this one is {protocol!r})")

@@ -127,13 +127,13 @@ def overlay_curves(files: list[Path], gt, iterations: int, benchmark: str, stric
     import numpy as np
 
     from facebench.plots.pr import PRCurve
-    from facebench.results import read_document
+    from facebench.store import load_result
     from protocols.face_eval import baseline_overlap, evaluate, is_point_baseline, read_detections
 
     curves = []
     for path in files:
         if path.suffix.lower() == ".json":
-            doc = read_document(path)
+            doc = load_result(path).doc
             if doc.get("benchmark") != benchmark:
                 raise InputError(path, None, f"result is for benchmark {doc.get('benchmark')!r}, not {benchmark!r}")
             pr = (doc.get("curves") or {}).get("pr") or {}

@@ -14,6 +14,8 @@ def _outputs(out: tuple[Path, ...]) -> list[Path]:
     X.png and X.pdf."""
     paths: list[Path] = []
     for path in out:
+        if not path.name:
+            raise InputError(None, None, f"--out {str(path)!r}: not a file name")
         if path.suffix.lower() in PLOT_SUFFIXES:
             paths.append(path)
         else:

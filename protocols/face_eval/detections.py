@@ -166,7 +166,10 @@ def read_picasa_csv(path: str | os.PathLike) -> Detections:
     lines = text_lines(read_input_text(path, "detection file"))
     # One record per physical line (Picasa never quotes line breaks), so errors name the line an editor shows.
     for number, line in enumerate(lines, start=1):
-        fields = next(csv.reader([line], delimiter=";"), [])
+        try:
+            fields = next(csv.reader([line], delimiter=";"), [])
+        except csv.Error as exc:  # e.g. a field past csv's size limit
+            raise InputError(path, number, f"not a Picasa CSV line ({exc})") from None
         if number == 1 or not fields:
             continue
         if len(fields) < 11:

@@ -98,6 +98,8 @@ def load_ground_truth(gt_dir: str | os.PathLike, version: str | None = None) -> 
             box = np.asarray(box)
             if box.size == 0:
                 box = np.zeros((0, 4), dtype=box.dtype if box.dtype.kind in "iuf" else np.int32)
+            if box.dtype.kind not in "iuf":
+                raise InputError(paths[0], None, f"{event}/{name}: face boxes must be numbers, got {box.dtype}")
             if box.ndim != 2 or box.shape[1] != 4:
                 raise InputError(paths[0], None, f"{event}/{name}: face boxes must be N x 4, got {box.shape}")
             dtype = box.dtype if dtype is None else np.promote_types(dtype, box.dtype)
@@ -117,6 +119,8 @@ def load_ground_truth(gt_dir: str | os.PathLike, version: str | None = None) -> 
             continue
         values = np.full(len(boxes_all), -1, dtype=np.int16)
         flat = [np.asarray(v).ravel() for c in _cells(face[key]) for v in _cells(c)]
+        if any(f.dtype.kind not in "iufb" or (f.dtype.kind == "f" and not np.isfinite(f).all()) for f in flat):
+            raise InputError(paths[0], None, f"variable '{key}' must hold numeric labels")
         if len(flat) == len(images) and all(f.size == n for f, n in zip(flat, counts)):
             values = np.concatenate(flat).astype(np.int16) if flat else values
         attributes[attr] = values
@@ -133,7 +137,12 @@ def load_ground_truth(gt_dir: str | os.PathLike, version: str | None = None) -> 
         i = 0
         for per_event in lists:
             for idx in per_event:
-                idx = np.asarray(idx).ravel().astype(np.int64)
+                idx = np.asarray(idx).ravel()
+                if idx.dtype.kind not in "iuf" or (idx.dtype.kind == "f" and not
+                                                    (np.isfinite(idx) & (idx == np.round(idx))).all()):
+                    event, name = images[i]
+                    raise InputError(path, None, f"{event}/{name}: keep indices must be integers, got {idx[:3]}")
+                idx = idx.astype(np.int64)
                 if idx.size and (idx.min() < 1 or idx.max() > counts[i]):
                     event, name = images[i]
                     raise InputError(path, None, f"{event}/{name}: keep index out of range 1..{counts[i]}")

@@ -46,12 +46,17 @@ _NUMBER = re.compile(rb"[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?
 _TABLE_BYTES = b"0123456789eE.+- \t,\n"
 
 
+def _shown_count(count: int) -> str:
+    return str(count) if count < 2 ** 63 else "more than int64 holds"
+
+
 def _parse_count(text: bytes) -> int | None:
     """The count line as str2num reads it: an integer, also written as a float ('3.0'); else None."""
     if not _NUMBER.fullmatch(text):
         return None
     if text.lstrip(b"+-").isdigit():
-        return int(text)
+        # int() refuses > 4300 digits; any count past int64 is 'larger than the file' all the same
+        return int(text) if len(text) < 19 else (2 ** 63 if not text.startswith(b"-") else -(2 ** 63))
     value = float(text)
     return int(value) if np.isfinite(value) and value == np.floor(value) else None
 
@@ -171,7 +176,7 @@ def _official_file(index: int, path: str, data: bytes, dropped: list[str]) -> _F
     body = data[second + 1:] if second >= 0 else b""
     if count > body.count(b"\n") + 1:
         present = body.count(b"\n") + (0 if body.endswith(b"\n") or not body else 1)
-        dropped.append(f"{path}:{3 + present}: file has {present} box lines but its count says {count}")
+        dropped.append(f"{path}:{3 + present}: file has {present} box lines but its count says {_shown_count(count)}")
         return None
     # Fast path: exactly `count` lines (with or without a final newline) need no splitting.
     trimmed = body[:-1] if body.endswith(b"\n") else body
@@ -180,7 +185,7 @@ def _official_file(index: int, path: str, data: bytes, dropped: list[str]) -> _F
     lines = body.split(b"\n", count)
     if len(lines) < count or (len(lines) == count and lines[-1] == b"" and count > 0):
         present = len(lines) - (1 if lines and lines[-1] == b"" else 0)
-        dropped.append(f"{path}:{3 + present}: file has {present} box lines but its count says {count}")
+        dropped.append(f"{path}:{3 + present}: file has {present} box lines but its count says {_shown_count(count)}")
         return None
     return _FileBoxes(index, path, b"\n".join(lines[:count]), count, 3)
 

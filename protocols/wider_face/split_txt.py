@@ -47,13 +47,15 @@ def read_split_txt(path: str | os.PathLike) -> list[SplitImage]:
             raise InputError(path, i + 1, f"expected an image name like 0--Parade/x.jpg, got '{name[:60]}'")
         if i + 1 >= n:
             raise InputError(path, i + 1, f"image '{name}' has no box-count line")
-        try:
-            count = int(lines[i + 1].strip())
-        except ValueError:
-            raise InputError(path, i + 2, f"expected a box count, got '{lines[i + 1].strip()[:40]}'") from None
+        text = lines[i + 1].strip()
+        if not (text.isascii() and text.lstrip("+-").isdigit() and len(text) < 40):
+            raise InputError(path, i + 2, f"expected a box count, got '{text[:40]}'")
+        count = int(text)
         if count < 0:
             raise InputError(path, i + 2, f"negative box count {count}")
         j = i + 2
+        if j + count > n:  # checked before allocating: a huge count must not exhaust memory
+            raise InputError(path, i + 2, f"image '{name}' announces {count} boxes but only {n - j} lines follow")
         rows = count if count > 0 else (1 if j < n and _is_number_row(lines[j]) else 0)
         values = np.zeros((rows, 10), dtype=np.float64)
         for k in range(rows):
