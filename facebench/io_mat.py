@@ -23,13 +23,54 @@ def load_mat(path: str | os.PathLike) -> dict[str, Any]:
         raise InputError(path, None, "MATLAB file not found")
     if is_hdf5(path):
         return _load_hdf5(path)
+    data = _load_v5_isolated(path) if hasattr(os, "fork") else _load_v5(path)
+    return {k: v for k, v in data.items() if not k.startswith("__")}
+
+
+def _load_v5(path: str | os.PathLike) -> dict[str, Any]:
     import scipy.io
 
     try:
-        data = scipy.io.loadmat(path, squeeze_me=False, struct_as_record=False)
+        return scipy.io.loadmat(path, squeeze_me=False, struct_as_record=False)
     except Exception as exc:  # scipy raises several types for corrupt files
         raise InputError(path, None, f"cannot read MATLAB file: {exc}") from None
-    return {k: v for k, v in data.items() if not k.startswith("__")}
+
+
+def _load_v5_isolated(path: str | os.PathLike) -> dict[str, Any]:
+    """scipy's v5 reader in a forked child: some corrupt files crash it (a segmentation fault), which must be a
+    one-line error naming the file, not the end of this process."""
+    import pickle
+
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: read, send the result (or the error) back, exit without cleanup handlers
+        code = 0
+        try:
+            os.close(read_end)
+            try:
+                payload = pickle.dumps(("ok", _load_v5(path)), protocol=pickle.HIGHEST_PROTOCOL)
+            except InputError as exc:
+                payload = pickle.dumps(("error", exc.message))
+            with os.fdopen(write_end, "wb") as pipe:
+                pipe.write(payload)
+        except BaseException:  # noqa: BLE001 - nothing may escape a forked child
+            code = 1
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        payload = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status):
+        raise InputError(path, None, f"cannot read MATLAB file: the reader crashed (signal "
+                                     f"{os.WTERMSIG(status)}); the file is damaged")
+    try:
+        kind, value = pickle.loads(payload)
+    except Exception:  # noqa: BLE001 - an empty or cut payload: the child failed before sending
+        raise InputError(path, None, "cannot read MATLAB file (its reader failed)") from None
+    if kind == "error":
+        raise InputError(path, None, value)
+    return value
 
 
 def _load_hdf5(path: str | os.PathLike) -> dict[str, Any]:

@@ -13,6 +13,10 @@ def worker_count() -> int:
     """Workers to use: $FACEBENCH_WORKERS, else the CPUs this process may run on (at most 8)."""
     env = os.environ.get("FACEBENCH_WORKERS")
     if env:
+        if not env.strip().isdigit():
+            from facebench.errors import InputError
+
+            raise InputError(None, None, f"FACEBENCH_WORKERS must be a positive integer, got {env!r}")
         return max(1, int(env))
     try:
         cpus = len(os.sched_getaffinity(0))

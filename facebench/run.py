@@ -65,7 +65,10 @@ class ImageRecord:
     @staticmethod
     def from_line(line: str) -> ImageRecord:
         """Parse one cache line; ValueError (with the reason) for anything but a well-formed record."""
-        data = json.loads(line)
+        try:
+            data = json.loads(line)
+        except RecursionError:
+            raise ValueError("nested too deeply") from None
         if not isinstance(data, dict):
             raise ValueError(f"a JSON {type(data).__name__}, not a record object")
         if not isinstance(data.get("id"), str) or not data["id"]:
@@ -207,6 +210,8 @@ def read_manifest(out: Path) -> dict[str, Any]:
         return json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise InputError(path, exc.lineno, f"damaged run manifest: {exc.msg}") from None
+    except (ValueError, RecursionError) as exc:
+        raise InputError(path, None, f"damaged run manifest: {str(exc).split(';')[0][:100]}") from None
 
 
 # ------------------------------------------------------------------------------------------------ system
@@ -491,7 +496,7 @@ def finalize(out: Path, sources: Sequence[Path] | None = None, *, data_root: str
         for meta_path in sorted(directory.glob("part-*.meta.json")):
             try:
                 metas.append(json.loads(meta_path.read_text()))
-            except (OSError, json.JSONDecodeError):
+            except (OSError, ValueError, RecursionError):
                 warn(f"{meta_path}: unreadable shard metadata (timing of that shard left out)")
     missing = [ref.id for ref in refs if ref.id not in records]
     if missing:
@@ -628,7 +633,7 @@ def _check_same_data(out: Path, benchmark: Mapping[str, Any]) -> None:
     detections of other pixels for the same ids."""
     try:
         previous = json.loads((out / MANIFEST).read_text()).get("benchmark", {})
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError, AttributeError, RecursionError):
         return
     if not isinstance(previous, dict) or previous.get("name") != benchmark.get("name"):
         return
@@ -649,7 +654,9 @@ def _write_meta(cache: PredictionCache, outcome: ShardOutcome, device: str, thre
     if meta_path.is_file():
         try:
             previous = json.loads(meta_path.read_text())
-        except (OSError, json.JSONDecodeError):
+        except (OSError, ValueError, RecursionError):
+            previous = {}
+        if not isinstance(previous, dict):
             previous = {}
     rss = [v for v in (previous.get("peak_rss_mib"), peak_rss_mib()) if v is not None]
     gpu = [v for v in (previous.get("peak_cuda_mib"), cuda_peak_mib(device)) if v is not None]

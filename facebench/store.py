@@ -171,6 +171,7 @@ def validate_document(doc: dict[str, Any], path: str | os.PathLike, text: str | 
         if name not in doc["metrics"]:
             raise v.missing(f"metrics.{name}", f"missing (a {doc['benchmark']} result must report it)")
         value = doc["metrics"][name]
+        v.number(value, f"metrics.{name}")  # the gate, plots and ranks read a headline metric as one number
         if isinstance(value, (int, float)) and not 0.0 <= value <= 1.0:  # a percentage here would pass any gate
             raise v.fail(f"metrics.{name}", f"must be a fraction in [0, 1], got {value}")
 
@@ -389,7 +390,7 @@ def _is_result_candidate(path: Path) -> bool:
     JSON (a damaged result must not vanish silently). Other JSON (run manifests, caches, COCO exports) is not."""
     try:
         doc = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+    except (OSError, ValueError, RecursionError):  # load_result then names what is wrong
         return True
     return isinstance(doc, dict) and "schema" in doc and other_document_kind(doc) is None
 

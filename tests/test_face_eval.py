@@ -734,3 +734,19 @@ def test_a_run_that_found_nothing_scores_zero_ap(tmp_path):
     assert scored.metrics == {"ap": 0.0} and "0 detections" in scored.table()
     write_document(scored.document({}), tmp_path / "r.json")  # NaN-free, valid result JSON
     assert json.loads((tmp_path / "r.json").read_text())["metrics"]["ap"] == 0.0
+
+
+def test_a_mat_file_that_crashes_the_reader_is_a_one_line_error(tmp_path, monkeypatch):
+    import os
+    import signal
+
+    from facebench import io_mat
+
+    if not hasattr(os, "fork"):
+        pytest.skip("the reader runs in a forked child only where fork exists")
+    path = write_struct_annotations(tmp_path / "gt.mat", GT_IMAGES)
+    assert io_mat.load_mat(path)  # a normal file reads in the child and comes back
+    monkeypatch.setattr(io_mat, "_load_v5", lambda p: os.kill(os.getpid(), signal.SIGSEGV))  # as scipy can
+    with pytest.raises(InputError, match="the reader crashed .signal 11") as info:
+        io_mat.load_mat(path)
+    assert info.value.path == str(path)

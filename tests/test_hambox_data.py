@@ -40,7 +40,7 @@ def test_txt_reader_parses_boxes_attributes_and_empty_images(tmp_path):
 
 @pytest.mark.parametrize("text, line, needle", [
     ("a.jpg\nx\n", 2, "box count"),
-    ("a.jpg\n2\n1 2 3 4\n", 3, "ends before"),
+    ("a.jpg\n2\n1 2 3 4\n", 2, "announces 2 boxes but only 1 lines follow"),
     ("a.jpg\n1\n1 2 z 4\n", 3, "non-numeric"),
     ("a.jpg\n1\n1 2\n", 3, "at least 4"),
     ("not-an-image\n1\n", 1, "image name"),

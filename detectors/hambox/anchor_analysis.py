@@ -212,9 +212,11 @@ def parse_ratios(text: str) -> list[float]:
             raise ValueError("a ratio range needs finite numbers")
         if step <= 0 or stop < start:
             raise ValueError("a ratio range needs STEP > 0 and STOP >= START")
-        count = int(math.floor((stop - start) / step + 1e-9)) + 1
+        span = (stop - start) / step
+        count = int(math.floor(span + 1e-9)) + 1 if math.isfinite(span) and span < MAX_RATIOS else MAX_RATIOS + 1
         if count > MAX_RATIOS:  # each ratio is a full pass over the faces
-            raise ValueError(f"the range holds {count} ratios; at most {MAX_RATIOS}")
+            raise ValueError(f"the range holds more than {MAX_RATIOS} ratios"
+                             + (f" ({int(span) + 1})" if math.isfinite(span) else ""))
         values = [round(start + i * step, 10) for i in range(count)]
     else:
         values = [float(p) for p in text.split(",") if p.strip()]
@@ -278,24 +280,23 @@ def faces_in_training_crops(boxes_per_image: Sequence[np.ndarray],
 
 def read_image_sizes(path: str, names: Sequence[str]) -> list[tuple[float, float] | None]:
     """Image sizes from a TSV 'name<TAB>width<TAB>height' (name with or without extension)."""
-    from facebench.errors import InputError
+    from facebench.errors import InputError, read_input_text, text_lines
 
     table: dict[str, tuple[float, float]] = {}
-    with open(path) as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip() or line.startswith("#"):
-                continue
-            parts = line.split()
-            if len(parts) < 3:
-                raise InputError(path, number, "expected 'name width height'")
-            try:
-                width, height = float(parts[1]), float(parts[2])
-            except ValueError:
-                raise InputError(path, number, "width and height must be numbers") from None
-            if width <= 0 or height <= 0:
-                raise InputError(path, number, "width and height must be positive")
-            table[parts[0]] = (width, height)
-            table[parts[0].rsplit(".", 1)[0]] = (width, height)
+    for number, line in enumerate(text_lines(read_input_text(path, "image size table")), 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        parts = line.split()
+        if len(parts) < 3:
+            raise InputError(path, number, "expected 'name width height'")
+        try:
+            width, height = float(parts[1]), float(parts[2])
+        except ValueError:
+            raise InputError(path, number, "width and height must be numbers") from None
+        if not (0 < width < math.inf and 0 < height < math.inf):
+            raise InputError(path, number, "width and height must be positive finite numbers")
+        table[parts[0]] = (width, height)
+        table[parts[0].rsplit(".", 1)[0]] = (width, height)
     out: list[tuple[float, float] | None] = []
     for name in names:
         stem = name.rsplit(".", 1)[0]

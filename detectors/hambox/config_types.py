@@ -15,7 +15,12 @@ def _is_integer(value: Any) -> bool:
 
 
 def _is_number(value: Any) -> bool:
-    return (_is_integer(value) or isinstance(value, (float, np.floating))) and math.isfinite(value)
+    if not (_is_integer(value) or isinstance(value, (float, np.floating))):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:  # an integer past float range
+        return False
 
 
 def config_type_problem(name: str, value: Any, default: Any, any_length: bool = False) -> str | None:

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -155,8 +154,8 @@ def _section(cls: type, values: Mapping[str, Any], section: str, fail) -> Any:
             if not isinstance(value, bool):
                 fail(key, f"'{section}.{key}' must be true or false")
         elif isinstance(default, (int, float)) and default is not None:
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                fail(key, f"'{section}.{key}' must be a finite number, got {json.dumps(value)}")
+            if config_type_problem(key, value, 0.0) is not None:  # a finite number (an int past float range is not)
+                fail(key, f"'{section}.{key}' must be a finite number, got {json.dumps(value)[:60]}")
             if isinstance(default, int) and not isinstance(default, bool) and not float(value).is_integer():
                 fail(key, f"'{section}.{key}' must be an integer")
             value = type(default)(value)
@@ -266,6 +265,8 @@ def load_train_config(path: str | Path) -> TrainConfig:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InputError(path, exc.lineno, f"not valid JSON: {exc.msg}") from None
+    except (ValueError, RecursionError) as exc:  # an integer of > 4300 digits, nesting deeper than the stack
+        raise InputError(path, None, f"not a usable JSON document: {str(exc).split(';')[0][:100]}") from None
     return parse_train_config(data, str(path), text)
 
 

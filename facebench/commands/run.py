@@ -23,7 +23,7 @@ def parse_options(pairs: tuple[str, ...]) -> dict[str, Any]:
             raise InputError(None, None, f"detector option '{pair}' must be KEY=VALUE")
         try:
             value: Any = json.loads(text)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # not JSON (or a number past int()'s digit limit): a string
             value = text
         if isinstance(value, float) and not math.isfinite(value):
             raise InputError(None, None, f"detector option '{key.strip()}={text}' must be a finite number")

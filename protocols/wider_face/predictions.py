@@ -47,7 +47,7 @@ _TABLE_BYTES = b"0123456789eE.+- \t,\n"
 
 
 def _shown_count(count: int) -> str:
-    return str(count) if count < 2 ** 63 else "more than int64 holds"
+    return str(count) if count.bit_length() < 128 else "a number of more than 38 digits"
 
 
 def _parse_count(text: bytes) -> int | None:
@@ -55,8 +55,10 @@ def _parse_count(text: bytes) -> int | None:
     if not _NUMBER.fullmatch(text):
         return None
     if text.lstrip(b"+-").isdigit():
-        # int() refuses > 4300 digits; any count past int64 is 'larger than the file' all the same
-        return int(text) if len(text) < 19 else (2 ** 63 if not text.startswith(b"-") else -(2 ** 63))
+        # int() refuses > 4300 digits; such a count is 'larger than the file' all the same
+        if len(text) <= 40:
+            return int(text)
+        return -(10 ** 40) if text.startswith(b"-") else 10 ** 40
     value = float(text)
     return int(value) if np.isfinite(value) and value == np.floor(value) else None
 
