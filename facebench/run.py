@@ -409,7 +409,8 @@ def _timing_block(records: Sequence[ImageRecord], metas: Sequence[Mapping[str, A
         "split": "detector-reported" if split else "forward = whole detect() call",
         "note": "load = image decode; per-image times of a batch are the batch time / its size; "
                 "the mean includes the first image's warm-up",
-        "batch_size": _timed_batch_size(metas, batch_size), "device": ", ".join(sorted({m.get("device", "cpu") for m in metas})) or "cpu",
+        "batch_size": _timed_batch_size(metas, batch_size),
+        "device": ", ".join(sorted({m.get("device", "cpu") for m in metas})) or "cpu",
         "precision": detector.get("precision"), "input_policy": detector.get("input_policy"),
         "hardware": hw[0] if len(hw) == 1 else hw,
         "peak_memory_mib": {"rss": max(rss) if rss else None, "cuda": max(gpu) if gpu else None,
@@ -450,8 +451,8 @@ def _options_text(detector: Mapping[str, Any]) -> str:
 
 
 def _replace_predictions(out: Path, bench: Any, detections: Mapping[str, Any]) -> Path:
-    """Write the prediction files beside, then swap them in; the old result, records and (with plot) figure
-    go first, so a kill at any point never leaves a result describing other predictions."""
+    """Write the prediction files beside, then swap them in; the old result, records and figure go first, so a
+    kill at any point never leaves a result describing other predictions."""
     pred_root = out / PREDICTIONS
     staging = out / f".{PREDICTIONS}.{os.getpid()}.tmp"
     for left in out.glob(f".{PREDICTIONS}.*.tmp"):  # an earlier finalize killed while writing
