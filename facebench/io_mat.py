@@ -46,6 +46,9 @@ def _load_v5_isolated(path: str | os.PathLike) -> dict[str, Any]:
     if pid == 0:  # the child: read, send the result (or the error) back, exit without cleanup handlers
         code = 0
         try:
+            import faulthandler
+
+            faulthandler.disable()  # a crash here is reported by the parent, not dumped by the child
             os.close(read_end)
             try:
                 payload = pickle.dumps(("ok", _load_v5(path)), protocol=pickle.HIGHEST_PROTOCOL)
