@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import os
-from typing import Sequence
+from typing import Any, Sequence
 
 
 class InputError(Exception):
@@ -55,6 +56,33 @@ def read_input_text(path: str | os.PathLike, what: str = "file") -> str:
         line = data.count(b"\n", 0, exc.start) + 1
         raise InputError(path, line, f"{what} is not UTF-8 text (byte 0x{data[exc.start]:02x})") from None
     return text[1:] if text.startswith("\ufeff") else text
+
+
+def is_finite_number(value: Any) -> bool:
+    """A real number (Python or NumPy, not a bool) that is finite as a float; an integer past float range is
+    not (math.isfinite would overflow on it)."""
+    import numbers
+
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or type(value).__name__ == "bool_":
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
+
+
+def parse_json(text: str, path: str | os.PathLike, invalid: str = "not valid JSON",
+               unusable: str = "not a usable JSON document") -> Any:
+    """json.loads with one-line InputErrors: `invalid` at the line of a syntax error, `unusable` for JSON that
+    Python cannot hold (an integer of over 4,300 digits, nesting deeper than its stack)."""
+    import json
+
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(path, exc.lineno, f"{invalid}: {exc.msg}") from None
+    except (ValueError, RecursionError) as exc:
+        raise InputError(path, None, f"{unusable}: {str(exc).split(';')[0][:100]}") from None
 
 
 def text_lines(text: str) -> list[str]:

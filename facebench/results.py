@@ -13,7 +13,7 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 
 from facebench import __version__
-from facebench.errors import InputError, read_input_text
+from facebench.errors import InputError, parse_json, read_input_text
 
 SCHEMA = "facebench.result/1"
 REQUIRED_FIELDS = ("schema", "benchmark", "protocol", "metrics", "ground_truth_sha256",
@@ -111,12 +111,7 @@ def read_document(path: str | os.PathLike) -> dict[str, Any]:
     """Read and minimally validate a result JSON (missing fields name the file and field)."""
     path = Path(path)
     text = read_input_text(path, "result file")
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(path, exc.lineno, f"not valid JSON: {exc.msg}") from None
-    except (ValueError, RecursionError) as exc:  # an integer of > 4300 digits, nesting deeper than Python's stack
-        raise InputError(path, None, f"not a usable JSON document: {str(exc).split(';')[0][:100]}") from None
+    doc = parse_json(text, path)
     if not isinstance(doc, dict):
         raise InputError(path, None, "a result file must hold a JSON object")
     for field in REQUIRED_FIELDS:

@@ -21,7 +21,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from facebench.errors import InputError, warn
+from facebench.errors import InputError, parse_json, warn
 
 MANIFEST = "run.json"
 RESULT = "result.json"
@@ -206,12 +206,7 @@ def read_manifest(out: Path) -> dict[str, Any]:
     path = out / MANIFEST
     if not path.is_file():
         raise InputError(path, None, "no run manifest here (not the --out folder of a `facebench run`)")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise InputError(path, exc.lineno, f"damaged run manifest: {exc.msg}") from None
-    except (ValueError, RecursionError) as exc:
-        raise InputError(path, None, f"damaged run manifest: {str(exc).split(';')[0][:100]}") from None
+    return parse_json(path.read_text(), path, "damaged run manifest", "damaged run manifest")
 
 
 # ------------------------------------------------------------------------------------------------ system
@@ -633,9 +628,10 @@ def _check_same_data(out: Path, benchmark: Mapping[str, Any]) -> None:
     """Refuse to resume a run folder made on other data: its cache is keyed by image id and would serve
     detections of other pixels for the same ids."""
     try:
-        previous = json.loads((out / MANIFEST).read_text()).get("benchmark", {})
-    except (OSError, ValueError, AttributeError, RecursionError):
+        manifest = read_manifest(out)
+    except (InputError, OSError):  # no earlier run here, or a damaged manifest the run rewrites
         return
+    previous = manifest.get("benchmark") if isinstance(manifest, dict) else None
     if not isinstance(previous, dict) or previous.get("name") != benchmark.get("name"):
         return
     if not (out / "cache" / str(benchmark["name"])).is_dir():

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import math
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, NamedTuple
 
-from facebench.errors import InputError, warn
+from facebench.errors import InputError, is_finite_number, warn
 from facebench.results import read_document
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -117,26 +116,16 @@ class _Validator:
         for index, item in enumerate(value):
             if item is None:
                 continue
-            if not _finite_number(item):
+            if not is_finite_number(item):
                 raise self.fail(field, f"element {index} must be a number or null, got {json.dumps(item)[:60]}")
 
     def number(self, value: Any, field: str, *, nullable: bool = True, minimum: float | None = None) -> None:
         if value is None and nullable:
             return
-        if not _finite_number(value):
+        if not is_finite_number(value):
             raise self.fail(field, f"must be a number{' or null' if nullable else ''}, got {json.dumps(value)[:60]}")
         if minimum is not None and value < minimum:
             raise self.fail(field, f"must be >= {minimum}, got {value}")
-
-
-def _finite_number(value: Any) -> bool:
-    """A JSON number that is finite as a float (an integer beyond float range is not: math.isfinite overflows)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return False
-    try:
-        return math.isfinite(float(value))
-    except OverflowError:
-        return False
 
 
 def validate_document(doc: dict[str, Any], path: str | os.PathLike, text: str | None = None) -> None:

@@ -4,23 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from typing import Any
 
 import numpy as np
 
+from facebench.errors import is_finite_number
+
 
 def _is_integer(value: Any) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-
-
-def _is_number(value: Any) -> bool:
-    if not (_is_integer(value) or isinstance(value, (float, np.floating))):
-        return False
-    try:
-        return math.isfinite(float(value))
-    except OverflowError:  # an integer past float range
-        return False
 
 
 def config_type_problem(name: str, value: Any, default: Any, any_length: bool = False) -> str | None:
@@ -34,11 +26,11 @@ def config_type_problem(name: str, value: Any, default: Any, any_length: bool = 
     elif isinstance(default, int):
         ok, kind = _is_integer(value), "an integer"
     elif isinstance(default, float):
-        ok, kind = _is_number(value), "a finite number"
+        ok, kind = is_finite_number(value), "a finite number"
     elif isinstance(default, str):
         ok, kind = isinstance(value, str), "a string"
     elif isinstance(default, tuple):
-        items_ok = _is_integer if default and all(_is_integer(v) for v in default) else _is_number
+        items_ok = _is_integer if default and all(_is_integer(v) for v in default) else is_finite_number
         ok = isinstance(value, (tuple, list)) and all(items_ok(v) for v in value)
         kind = f"a list of {'integers' if items_ok is _is_integer else 'finite numbers'}"
         if ok and not any_length and len(value) != len(default):

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from detectors.hambox.config_types import config_type_problem
-from facebench.errors import InputError, read_input_text
+from facebench.errors import InputError, parse_json, read_input_text
 
 SCHEMA = "facebench.hambox.train/1"
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
@@ -261,13 +261,7 @@ def load_train_config(path: str | Path) -> TrainConfig:
         raise InputError(path, None, "training config not found "
                          f"(bundled configs: {', '.join(list_bundled_configs())})")
     text = read_input_text(path, "training config")
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(path, exc.lineno, f"not valid JSON: {exc.msg}") from None
-    except (ValueError, RecursionError) as exc:  # an integer of > 4300 digits, nesting deeper than the stack
-        raise InputError(path, None, f"not a usable JSON document: {str(exc).split(';')[0][:100]}") from None
-    return parse_train_config(data, str(path), text)
+    return parse_train_config(parse_json(text, path), str(path), text)
 
 
 def list_bundled_configs() -> list[str]:
