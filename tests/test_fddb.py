@@ -10,7 +10,8 @@ import pytest
 
 from facebench.errors import InputError
 from protocols import fddb
-from protocols.fddb_raster import CONVENTIONS
+from protocols.fddb import matching, reference
+from protocols.fddb.raster import CONVENTIONS
 
 # spec §6.2, rebuilt: images (sizes), annotations, rectangle and ellipse detections
 MINI_LIST = "a/imgA\nb/imgB\nc/imgC\n"
@@ -160,7 +161,7 @@ def _brute_entries(gt, dets, ov):
             out.append((img, fddb.DBL_MAX, 0, 0.0, 0, 0))
         for s in sorted(set(scores.tolist())):
             valid = scores >= s
-            total, disc = fddb._hungarian_counts(fddb._filtered_matrix(dense, valid))
+            total, disc = matching.hungarian_counts(matching.filtered_matrix(dense, valid))
             out.append((img, s, int(valid.sum()), total, disc, int(valid.sum()) - disc))
     return out
 
@@ -232,7 +233,7 @@ def test_merge_equals_the_official_list_merge():
         s, t = entries.start[img], entries.start[img + 1]
         rows = [(float(entries.threshold[k]), int(entries.faces[img]), float(entries.tp_cont[k]),
                  float(entries.tp_disc[k]), float(entries.fp[k])) for k in range(s, t)]
-        cumulative = fddb._official_merge(cumulative, rows)
+        cumulative = reference.official_merge(cumulative, rows)
     assert curve.threshold.tolist() == [r[0] for r in cumulative]
     assert curve.n_faces == cumulative[0][1]
     assert curve.tp_disc.tolist() == [r[3] for r in cumulative]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from protocols import fddb_raster as R
+from protocols.fddb import raster as R
 
 ALL = R.CONVENTIONS
 MODERN = ("negated-angle", "opencv4")  # conventions that a current OpenCV draws directly

@@ -10,7 +10,7 @@ import pytest
 from tests.conftest import require
 from facebench.plots.roc import read_published_roc
 from protocols import fddb
-from protocols.fddb_raster import MSVC_PI
+from protocols.fddb.raster import MSVC_PI
 
 
 @pytest.fixture(scope="session")

@@ -119,7 +119,7 @@ def fddb_command(detections: Path, folds_dir: Path | None, annotations: Path | N
     import math
 
     from protocols import fddb
-    from protocols.fddb_raster import MSVC_PI
+    from protocols.fddb.raster import MSVC_PI
 
     env_sizes = os.environ.get("FACEBENCH_FDDB_SIZES") or None
     check_output_paths(input_files(detections, folds_dir, annotations, image_sizes, env_sizes, *overlays),
