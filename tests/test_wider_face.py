@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,7 +14,7 @@ from protocols.wider_face.matching import official_int_overlap, round_half_away
 from protocols.wider_face.reference import evaluate_reference
 from protocols.wider_face.ground_truth import write_ground_truth
 from tests.conftest import require
-from tests.wider_fixtures import MINI_GT, MINI_PRED, random_events, write_mini_gt, write_predictions
+from tests.wider_fixtures import MINI_PRED, random_events, write_mini_gt, write_predictions
 
 GOLDEN = {  # ../shared/specs/golden.md (official eval_tools under Octave, and the Python port)
     ("yolov7-tiny-leak_derronqi", "official"): (0.93243941106335, 0.912910061774677, 0.829738522421083),

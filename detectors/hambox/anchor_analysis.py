@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from detectors.hambox.data import AugmentConfig
 
 STRIDES_P2_P7 = (4, 8, 16, 32, 64, 128)
 STRIDES_P2_P6 = (4, 8, 16, 32, 64)

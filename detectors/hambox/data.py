@@ -6,12 +6,16 @@ import math
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
 from detectors.hambox.config_types import check_field_types
 from facebench.errors import InputError
+
+if TYPE_CHECKING:
+    import PIL.Image
+    import torch.utils.data
 
 #: torchvision ImageNet mean as RGB 0-255: the padding colour of crops (spec §6 "pad with the mean colour").
 IMAGENET_MEAN_RGB = (124, 116, 104)

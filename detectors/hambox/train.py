@@ -24,7 +24,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -32,6 +32,9 @@ from torch import Tensor, nn
 
 from detectors.hambox.train_config import OptimConfig, TrainConfig
 from facebench.errors import InputError
+
+if TYPE_CHECKING:
+    from detectors.hambox.data import WiderTrainDataset
 
 CHECKPOINT_FORMAT = "facebench.hambox.trainstate/1"
 NOT_COMPARABLE = "not comparable"

@@ -31,10 +31,14 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from detectors.hambox.config_types import config_type_problem
 from facebench.errors import InputError, parse_json, read_input_text
+
+if TYPE_CHECKING:
+    from detectors.hambox.data import AugmentConfig
+    from detectors.hambox.model import HAMBoxConfig
 
 SCHEMA = "facebench.hambox.train/1"
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"

@@ -19,11 +19,7 @@ _COUNT = re.compile(r"[ \t\n\v\f\r]*([+-]?[0-9]+)")
 
 # A decimal number as C's strtod reads it (ASCII only: no `1_0`, no non-ASCII digits, which Python accepts).
 NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
-
-
 _NOT_NUMBER_CHAR = re.compile(r"[^0-9eE.+-]")
-
-
 _NON_FINITE = frozenset({"inf", "infinity", "nan"})
 
 

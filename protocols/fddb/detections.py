@@ -15,8 +15,6 @@ from protocols.fddb.ground_truth import check_ellipses, FddbGroundTruth, FOLD_ID
 
 
 FORMAT_COLUMNS = {"rect": 5, "ellipse": 6}
-
-
 FORMAT_FIELDS = {"rect": "left top width height score", "ellipse": "major minor angle cx cy score"}
 
 

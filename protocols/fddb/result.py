@@ -16,11 +16,7 @@ from protocols.fddb.roc import RocCurve, SUMMARY_FP, summary_metrics, write_roc_
 
 
 PROTOCOL_NAME = "fddb"
-
-
 PROTOCOL_VERSION = "1"
-
-
 BENCHMARK = "fddb"
 
 

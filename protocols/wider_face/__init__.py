@@ -6,8 +6,6 @@ WiderPredictions; evaluate(gt, predictions) -> WiderResult; write_prediction_fil
 
 from __future__ import annotations
 
-import numpy as np
-
 from protocols.wider_face.evaluate import breakdown_masks, image_face_counts, match, score_setting
 from protocols.wider_face.ground_truth import SETTINGS, WiderGroundTruth, load_ground_truth
 from protocols.wider_face.predictions import (SEMANTICS, WiderPredictions, format_prediction_file,

@@ -9,7 +9,7 @@ import numpy as np
 
 from facebench.parallel import map_ranges
 from protocols.wider_face import curves
-from protocols.wider_face.ground_truth import ATTRIBUTE_VALUES, SETTINGS, WiderGroundTruth
+from protocols.wider_face.ground_truth import ATTRIBUTE_VALUES, WiderGroundTruth
 from protocols.wider_face.matching import match_predictions
 from protocols.wider_face.predictions import WiderPredictions
 
