@@ -46,3 +46,12 @@ def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
         raise SystemExit(0)
     out = capsys.readouterr()
     return info.value.code, out.out, out.err
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory):
+    """Tests never write into the user's ~/.cache/facebench: one cache folder per test session."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("FACEBENCH_CACHE", str(tmp_path_factory.mktemp("facebench-cache")))
+    yield
+    patch.undo()

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from facebench.cache import cache_file, decode_strings, encode_strings, load_arrays, save_arrays
 from facebench.errors import InputError
 from facebench.io_mat import load_mat
 from facebench.results import sha256_files
@@ -123,6 +124,45 @@ def load_ground_truth(dataset: str, path: str | os.PathLike, *, min_width: int =
     check_min_size("min_width", min_width)
     check_min_size("min_height", min_height)
     path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise InputError(path, None, "MATLAB file not found")
+    sha256 = sha256_files([path])
+    names, all_boxes, all_flags, offsets, style = _read_annotations(path, sha256)
+    keys = tuple(image_key(n) for n in names)
+    seen: dict[str, int] = {}
+    for i, key in enumerate(keys):
+        if key in seen:
+            raise InputError(path, None, f"images {seen[key] + 1} and {i + 1} share the key {key!r}")
+        seen[key] = i
+    with np.errstate(over="ignore"):  # widths beyond float range are inf: counted, as in the toolbox
+        width = np.abs(all_boxes[:, 2] - all_boxes[:, 0])
+        height = np.abs(all_boxes[:, 3] - all_boxes[:, 1])
+    # Size rule: no +1, strict "<" (a 30-pixel-wide face counts).
+    too_small = (width < min_width) | (height < min_height)
+    return FaceEvalGroundTruth(
+        dataset=dataset, style=style, path=path, sha256=sha256, image_names=tuple(names),
+        image_keys=keys, boxes=all_boxes.astype(np.float64), flagged=all_flags.astype(bool),
+        ignored=all_flags.astype(bool) | too_small, offsets=offsets, min_width=int(min_width),
+        min_height=int(min_height))
+
+
+GT_CACHE_VERSION = "1"
+
+
+def _read_annotations(path: str, sha256: str) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, str]:
+    """(image names, boxes, flags, offsets, style) of an annotation file, parsed once and then read from the
+    cache by the file's sha256 (MATLAB v7.3 files take seconds to walk)."""
+    entry = cache_file(f"face_eval_gt_v{GT_CACHE_VERSION}_{sha256[:32]}.npz")
+    stored = load_arrays(entry)
+    if stored is not None:
+        try:
+            names = decode_strings(stored["name_bytes"], stored["name_offsets"])
+            offsets = stored["offsets"].astype(np.int64)
+            boxes, flags = stored["boxes"].astype(np.float64), stored["flags"].astype(bool)
+            if len(offsets) == len(names) + 1 and offsets[-1] == len(boxes) == len(flags) and boxes.shape[1:] == (4,):
+                return names, boxes, flags, offsets, str(stored["style"])
+        except (KeyError, ValueError, UnicodeDecodeError):
+            pass
     data = load_mat(path)
     if "Annotations" in data:
         records = _struct_records(path, data["Annotations"])
@@ -132,26 +172,14 @@ def load_ground_truth(dataset: str, path: str | os.PathLike, *, min_width: int =
         style = "original"
     else:
         raise InputError(path, None, "no 'Annotations' struct or 'anno' cell array: not an AFW/PASCAL annotation file")
-    keys = tuple(image_key(n) for n in names)
-    seen: dict[str, int] = {}
-    for i, key in enumerate(keys):
-        if key in seen:
-            raise InputError(path, None, f"images {seen[key] + 1} and {i + 1} share the key {key!r}")
-        seen[key] = i
     counts = np.array([len(b) for b in boxes], dtype=np.int64)
     offsets = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
-    all_boxes = np.concatenate(boxes, axis=0) if counts.sum() else np.zeros((0, 4))
-    all_flags = np.concatenate(flags) if counts.sum() else np.zeros(0, dtype=bool)
-    with np.errstate(over="ignore"):  # widths beyond float range are inf: counted, as in the toolbox
-        width = np.abs(all_boxes[:, 2] - all_boxes[:, 0])
-        height = np.abs(all_boxes[:, 3] - all_boxes[:, 1])
-    # Size rule: no +1, strict "<" (a 30-pixel-wide face counts).
-    too_small = (width < min_width) | (height < min_height)
-    return FaceEvalGroundTruth(
-        dataset=dataset, style=style, path=path, sha256=sha256_files([path]), image_names=tuple(names),
-        image_keys=keys, boxes=all_boxes.astype(np.float64), flagged=all_flags.astype(bool),
-        ignored=all_flags.astype(bool) | too_small, offsets=offsets, min_width=int(min_width),
-        min_height=int(min_height))
+    all_boxes = np.concatenate(boxes, axis=0).astype(np.float64) if counts.sum() else np.zeros((0, 4))
+    all_flags = np.concatenate(flags).astype(bool) if counts.sum() else np.zeros(0, dtype=bool)
+    name_bytes, name_offsets = encode_strings(names)
+    save_arrays(entry, {"name_bytes": name_bytes, "name_offsets": name_offsets, "offsets": offsets,
+                        "boxes": all_boxes, "flags": all_flags, "style": np.array(style)})
+    return names, all_boxes, all_flags, offsets, style
 
 
 def mat_text(value: Any) -> str | None:

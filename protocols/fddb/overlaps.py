@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
+from facebench.cache import cache_file, load_arrays, save_arrays
 from protocols.fddb import raster
 from protocols.fddb.detections import FddbDetections
 from protocols.fddb.ground_truth import FddbGroundTruth
@@ -46,17 +45,7 @@ def _region_extents(runs: raster.Runs) -> tuple[np.ndarray, ...]:
 
 
 RASTER_CACHE_VERSION = "fddb-raster-1"
-
-
 _RUNS_FIELDS = ("start", "row", "x1", "x2", "row0", "nrows", "band_base", "row_start")
-
-
-def _cache_dir() -> Path | None:
-    """FACEBENCH_CACHE (empty disables caching), else ~/.cache/facebench."""
-    root = os.environ.get("FACEBENCH_CACHE")
-    if root is not None and not root.strip():
-        return None
-    return Path(root) if root else Path.home() / ".cache" / "facebench"
 
 
 def face_runs(gt: FddbGroundTruth, sizes: ImageSizes, convention: str, cache: bool = True,
@@ -71,24 +60,13 @@ def face_runs(gt: FddbGroundTruth, sizes: ImageSizes, convention: str, cache: bo
                  np.ascontiguousarray(gt.ellipses, np.float64),
                  np.ascontiguousarray(width, np.int64), np.ascontiguousarray(height, np.int64)):
         digest.update(part if isinstance(part, bytes) else part.tobytes())
-    root = _cache_dir() if cache else None
-    path = None if root is None else root / f"fddb_faces_{digest.hexdigest()[:32]}.npz"
-    if path is not None and path.is_file():
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                return raster.Runs(**{name: data[name].astype(np.int64) for name in _RUNS_FIELDS})
-        except (OSError, KeyError, ValueError):
-            pass
+    path = cache_file(f"fddb_faces_{digest.hexdigest()[:32]}.npz") if cache else None
+    stored = load_arrays(path)
+    if stored is not None and all(name in stored for name in _RUNS_FIELDS):
+        return raster.Runs(**{name: stored[name].astype(np.int64) for name in _RUNS_FIELDS})
     e = gt.ellipses
     runs = raster.rasterise_ellipses(e[:, 0], e[:, 1], e[:, 2], e[:, 3], e[:, 4], width, height, convention, pi)
-    if path is not None:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(path.name + f".{os.getpid()}.tmp.npz")
-            np.savez(tmp, **{name: getattr(runs, name).astype(np.int32) for name in _RUNS_FIELDS})
-            os.replace(tmp, path)
-        except OSError:
-            pass  # a read-only home only costs speed
+    save_arrays(path, {name: getattr(runs, name).astype(np.int32) for name in _RUNS_FIELDS})
     return runs
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from facebench.cache import cache_file, load_arrays, save_arrays
 from facebench.errors import InputError
 from facebench.io_mat import load_mat
 from facebench.results import sha256_files
@@ -162,45 +163,36 @@ def load_ground_truth(gt_dir: str | os.PathLike, version: str | None = None) -> 
     return gt
 
 
-def _cache_path(digest: str) -> Path:
-    root = Path(os.environ.get("FACEBENCH_CACHE", Path.home() / ".cache" / "facebench"))
-    return root / f"wider_gt_{digest[:32]}.npz"
+def _cache_path(digest: str) -> Path | None:
+    return cache_file(f"wider_gt_{digest[:32]}.npz")
 
 
 def _save_cache(gt: WiderGroundTruth) -> None:
     """Keep the parsed ground truth keyed by the files' sha256 (loadmat of the cells is the slow part)."""
-    path = _cache_path(gt.sha256)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        arrays = {"events": np.array(gt.events), "image_event": gt.image_event,
-                  "image_names": np.array([n for _, n in gt.images]), "face_offsets": gt.face_offsets,
-                  "boxes": gt.boxes, "version": np.array(gt.version)}
-        arrays.update({f"keep_{k}": v for k, v in gt.keep.items()})
-        arrays.update({f"attr_{k}": v for k, v in gt.attributes.items()})
-        tmp = path.with_name(path.name + f".{os.getpid()}.tmp.npz")
-        np.savez(tmp, **arrays)
-        os.replace(tmp, path)
-    except OSError:
-        pass  # a read-only home only costs speed
+    arrays = {"events": np.array(gt.events), "image_event": gt.image_event,
+              "image_names": np.array([n for _, n in gt.images]), "face_offsets": gt.face_offsets,
+              "boxes": gt.boxes, "version": np.array(gt.version)}
+    arrays.update({f"keep_{k}": v for k, v in gt.keep.items()})
+    arrays.update({f"attr_{k}": v for k, v in gt.attributes.items()})
+    save_arrays(_cache_path(gt.sha256), arrays)
 
 
 def _load_cache(digest: str, gt_dir: Path, version: str | None) -> WiderGroundTruth | None:
-    path = _cache_path(digest)
-    if not path.is_file():
+    data = load_arrays(_cache_path(digest))
+    if data is None:
         return None
     try:
-        with np.load(path, allow_pickle=False) as data:
-            events = tuple(str(e) for e in data["events"])
-            image_event = data["image_event"]
-            images = tuple((events[e], str(n)) for e, n in zip(image_event, data["image_names"]))
-            keep = {k[5:]: data[k] for k in data.files if k.startswith("keep_")}
-            attributes = {k[5:]: data[k] for k in data.files if k.startswith("attr_")}
-            return WiderGroundTruth(
-                events=events, images=images, image_event=image_event, face_offsets=data["face_offsets"],
-                boxes=data["boxes"], keep=keep, attributes=attributes, sha256=digest,
-                version=version or str(data["version"]), source=str(Path(gt_dir).absolute()),
-                image_index={key: i for i, key in enumerate(images)})
-    except (OSError, KeyError, ValueError):
+        events = tuple(str(e) for e in data["events"])
+        image_event = data["image_event"]
+        images = tuple((events[e], str(n)) for e, n in zip(image_event, data["image_names"]))
+        keep = {k[5:]: v for k, v in data.items() if k.startswith("keep_")}
+        attributes = {k[5:]: v for k, v in data.items() if k.startswith("attr_")}
+        return WiderGroundTruth(
+            events=events, images=images, image_event=image_event, face_offsets=data["face_offsets"],
+            boxes=data["boxes"], keep=keep, attributes=attributes, sha256=digest,
+            version=version or str(data["version"]), source=str(Path(gt_dir).absolute()),
+            image_index={key: i for i, key in enumerate(images)})
+    except (KeyError, ValueError, IndexError):
         return None
 
 
