@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -19,6 +20,15 @@ from facebench.store import FAMILY_METRICS, StoredResult, field_line, find_resul
 
 DEFAULT_TOLERANCE = 0.002
 EXIT_PASS, EXIT_REGRESSION, EXIT_INPUT = 0, 1, 2
+# Float slack in the verdict: a drop of exactly the tolerance passes (0.549 - 0.05 rounds above 0.499).
+_SLACK = 1e-12
+# The metrics the gate may compare: higher-is-better fractions. Counts (n_fp, roc_points) and percentages are
+# refused rather than gated the wrong way round or on the wrong scale.
+GATEABLE: dict[str, re.Pattern] = {
+    "wider": re.compile(r"easy|medium|hard"),
+    "fddb": re.compile(r"(disc|cont)_tpr_at_[0-9]+fp(_strict)?"),
+    "face-eval": re.compile(r"ap|ap_11point|precision_at_last_detection|recall_at_last_detection"),
+}
 _NAMES = ("benchmark", "ground truth (ground_truth_sha256)", "protocol (protocol.name)",
           "protocol version (protocol.version)", "protocol convention (settings)")
 
@@ -40,20 +50,21 @@ class MetricCheck:
 
     @property
     def status(self) -> str:
-        """ok | FAIL | improved | missing (no value in the result) | no baseline (baseline has none)."""
+        """ok | FAIL | improved | no value (the result's metric is null) | no baseline (baseline has none)."""
         if self.baseline is None:
             return "no baseline"
         if self.result is None:
-            return "missing"
-        if self.result < self.baseline - self.tolerance:
+            return "no value"
+        delta = self.result - self.baseline
+        if delta < -self.tolerance - _SLACK:
             return "FAIL"
-        if self.result > self.baseline + self.tolerance:
+        if delta > self.tolerance + _SLACK:
             return "improved"
         return "ok"
 
     @property
     def failed(self) -> bool:
-        return self.status in ("FAIL", "missing")
+        return self.status in ("FAIL", "no value")
 
 
 @dataclass(frozen=True)
@@ -91,9 +102,13 @@ class CheckReport:
                                    for j, cell in enumerate(row)).rstrip())
             if i == 0:
                 lines.append("  ".join("-" * w for w in widths))
-        failed = [c.metric for c in self.checks if c.failed]
-        lines.append(f"FAILED: {', '.join(failed)} below baseline - tolerance" if failed else
-                     f"PASSED: {len(self.checks)} metrics within tolerance")
+        below = [c.metric for c in self.checks if c.status == "FAIL"]
+        null = [c.metric for c in self.checks if c.status == "no value"]
+        verdicts = ([f"{', '.join(below)} below baseline - tolerance"] if below else []) + \
+            ([f"{', '.join(null)} null in the result (no value to compare)"] if null else [])
+        n = len(self.checks)
+        lines.append(f"FAILED: {'; '.join(verdicts)}" if verdicts else
+                     f"PASSED: {n} metric{'s' * (n != 1)} within tolerance")
         return "\n".join(lines)
 
 
@@ -173,6 +188,17 @@ def check_result(result: StoredResult, baseline: StoredResult, tolerance: float 
     if unknown:
         raise InputError(baseline.path, None, f"baseline has no metric {', '.join(repr(m) for m in unknown)} "
                                               f"(it has {', '.join(sorted(baseline.metrics))})")
+    pattern = GATEABLE.get(baseline.family)
+    counts = [m for m in names if pattern is not None and not pattern.fullmatch(m)]
+    if counts:
+        allowed = [m for m in baseline.metrics if pattern.fullmatch(m)]
+        raise InputError(baseline.path, None, f"metric {', '.join(repr(m) for m in counts)} cannot be gated: the "
+                                              "gate compares higher-is-better fractions only (here: "
+                                              f"{', '.join(allowed)})")
+    absent = [m for m in names if m not in result.metrics]
+    if absent:
+        raise InputError(result.path, field_line(result.path, "metrics"), f"result has no metric "
+                         f"{', '.join(repr(m) for m in absent)} (it has {', '.join(sorted(result.metrics))})")
     for name in names:
         if _number(baseline.metrics[name]) is None:
             raise _baseline_error(baseline, f"metrics.{name}", f"baseline metric '{name}' is "
@@ -201,15 +227,25 @@ def _same_inputs(a: StoredResult, b: StoredResult) -> bool:
     return False
 
 
+def _same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
 def find_baseline(result: StoredResult, baselines: str | os.PathLike) -> StoredResult:
     """The baseline for a result: the file itself, or in a folder the one comparable result (when several are
     comparable: the same detector, else the same prediction files)."""
     path = Path(baselines)
     if path.is_file():
+        if _same_file(path, result.path):
+            raise InputError(path, None, "the baseline is the result itself; pass an accepted result")
         return load_result(path)
     if not path.exists():
         raise InputError(path, None, "baseline file or folder not found")
-    candidates = [load_result(p) for p in find_result_files(path)]
+    # The result may sit inside the folder (results/ci/x/result.json under results/): never its own baseline.
+    candidates = [load_result(p) for p in find_result_files(path) if not _same_file(p, result.path)]
     comparable = [c for c in candidates if not incompatibilities(result, c)]
     for same_entry in (_same_detector, _same_inputs):  # tie-breaks, most specific first
         if len(comparable) > 1:

@@ -42,8 +42,9 @@ def _image_record(image_id: int, file_name: str, size: tuple[int, int] | None, *
 
 def _annotation(ann_id: int, image_id: int, xywh: Sequence[float], crowd: bool) -> dict[str, Any]:
     x, y, w, h = (float(v) for v in xywh)
+    w, h = max(w, 0.0), max(h, 0.0)  # COCO boxes have no negative sizes
     return {"id": ann_id, "image_id": image_id, "category_id": CATEGORY["id"], "bbox": [x, y, w, h],
-            "area": max(w, 0.0) * max(h, 0.0), "iscrowd": int(crowd)}
+            "area": w * h, "iscrowd": int(crowd)}
 
 
 def _dataset(description: str, images: list, annotations: list, extra_info: Mapping[str, Any]) -> dict[str, Any]:
@@ -54,12 +55,15 @@ def _dataset(description: str, images: list, annotations: list, extra_info: Mapp
 # ---------------------------------------------------------------------------------------------- WIDER FACE
 
 def wider_ground_truth(gt: Any, setting: str = "hard", images_root: str | os.PathLike | None = None) -> dict[str, Any]:
-    """COCO dataset of WIDER val: faces outside the setting's keep list (or every face: setting 'all') as crowd."""
+    """COCO dataset of WIDER val: faces outside the setting's keep list (setting 'all': boxes without an area)
+    as crowd."""
     if setting != "all" and setting not in gt.keep:
         raise InputError(None, None, f"unknown WIDER setting {setting!r} (easy, medium, hard or all)")
-    counted = np.ones(len(gt.boxes), dtype=bool) if setting == "all" else gt.keep[setting]
+    # A degenerate box (w or h <= 0) in a keep list counts, as the official tool counts it (one hard face of
+    # WIDER val has w = -2); it is exported with its size clamped to 0, which COCO's IoU never matches. No
+    # official setting defines 'all', which counts the boxes with an area only.
     valid = (gt.boxes[:, 2] > 0) & (gt.boxes[:, 3] > 0)
-    counted = counted & valid  # degenerate boxes (w or h <= 0) count in no official setting
+    counted = valid if setting == "all" else gt.keep[setting]
     root = Path(images_root) if images_root else None
     images, annotations = [], []
     for index, (event, name) in enumerate(gt.images):

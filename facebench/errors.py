@@ -126,14 +126,33 @@ def check_output_paths(inputs: Sequence[str | os.PathLike | None], plot: str | o
             raise InputError(target, None, f"{flag}: the same file as {first}" if first != flag
                              else f"{flag}: the same file given twice")
         written[target.resolve()] = flag
-        for parent in target.parents:
-            if parent.exists():
-                if not parent.is_dir():
-                    raise InputError(target, None, f"{flag}: {parent} is a file, not a folder")
-                if not os.access(parent, os.W_OK | os.X_OK):
-                    raise InputError(target, None, f"{flag}: cannot write in {parent} (permission denied)")
-                break
+        _check_can_create(target, flag)
         if target.exists() and not os.access(target, os.W_OK):
             raise InputError(target, None, f"{flag}: the file is not writable (permission denied)")
         if target.exists() and any(os.path.samefile(source, target) for source in sources):
             raise InputError(target, None, f"{flag}: refusing to overwrite an input file")
+
+
+def _check_can_create(target, flag: str) -> None:
+    """The nearest existing folder above `target` must be a writable folder."""
+    for parent in target.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise InputError(target, None, f"{flag}: {parent} is a file, not a folder")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise InputError(target, None, f"{flag}: cannot write in {parent} (permission denied)")
+            return
+
+
+def check_output_folder(folder: str | os.PathLike, flag: str) -> None:
+    """Refuse, before any work, an output folder that is a file, lies under a file or cannot be written."""
+    from pathlib import Path
+
+    folder = Path(folder)
+    if folder.exists():
+        if not folder.is_dir():
+            raise InputError(folder, None, f"{flag}: is a file, expected a folder")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise InputError(folder, None, f"{flag}: cannot write in it (permission denied)")
+        return
+    _check_can_create(folder, flag)

@@ -173,15 +173,45 @@ def face_eval_baseline_files(folder: str | os.PathLike) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in FACE_EVAL_SUFFIXES)
 
 
+@dataclass(frozen=True)
+class FaceEvalScoring:
+    """How AFW/PASCAL baselines are scored: the annotation file (a name under <root>/<dataset>/annotations; None
+    = the default) and the ground-truth size rule, taken from a result so its baselines are scored alike."""
+
+    annotations: str | None = None
+    min_width: float = 30
+    min_height: float = 30
+
+    @classmethod
+    def of_result(cls, doc: dict) -> FaceEvalScoring:
+        """The scoring a face-eval result JSON records (its settings' annotations, min_width, min_height)."""
+        settings = doc.get("settings") or {}
+        name = settings.get("annotations")
+        sizes = [settings.get(k, 30) for k in ("min_width", "min_height")]
+        sizes = [v if isinstance(v, (int, float)) and not isinstance(v, bool) else 30 for v in sizes]
+        return cls(Path(name).name if isinstance(name, str) and name else None, *sizes)
+
+    def annotation_file(self, root: Path, dataset: str) -> Path:
+        """The annotation file under a data root: the recorded one when it is there, else the default."""
+        from protocols.face_eval import default_annotation_file
+
+        folder = root / dataset / "annotations"
+        if self.annotations and (folder / self.annotations).is_file():
+            return folder / self.annotations
+        return folder / default_annotation_file(dataset)
+
+
 def face_eval_references(dataset: str, folder: str | os.PathLike | None, annotations: str | os.PathLike,
-                         files: Iterable[str | os.PathLike] | None = None) -> list[PublishedReference]:
+                         files: Iterable[str | os.PathLike] | None = None,
+                         scoring: FaceEvalScoring | None = None) -> list[PublishedReference]:
     """AP of each baseline detection file of AFW or PASCAL (those under `folder`, or exactly `files`), scored
-    here with the face-eval protocol."""
+    here with the face-eval protocol (and the size rule of `scoring`)."""
     from facebench.commands.eval_face_eval import baseline_label
     from protocols.face_eval import baseline_overlap, evaluate, is_point_baseline, load_ground_truth, read_detections
 
+    scoring = scoring or FaceEvalScoring()
     paths = [Path(f) for f in files] if files is not None else face_eval_baseline_files(folder)
-    gt = load_ground_truth(dataset, annotations)
+    gt = load_ground_truth(dataset, annotations, min_width=scoring.min_width, min_height=scoring.min_height)
     refs = []
     for path in paths:
         result = evaluate(gt, read_detections(path), overlap_threshold=baseline_overlap(path))
@@ -196,14 +226,17 @@ def face_eval_references(dataset: str, folder: str | os.PathLike | None, annotat
             source=str(path), point=point,
             note="face-eval toolbox baseline detections, scored by facebench" +
                  (" (single operating point)" if point else ""),
-            extra={"ground_truth_sha256": gt.sha256}))
+            extra={"ground_truth_sha256": gt.sha256, "annotations": Path(annotations).name,
+                   "min_width": scoring.min_width, "min_height": scoring.min_height}))
     return refs
 
 
 # ------------------------------------------------------------------------------------------------ all of it
 
-def load_references(data_root: str | os.PathLike, benchmarks: Iterable[str] | None = None) -> list[PublishedReference]:
-    """Every published reference found under a data root (the layout of ../shared/data); absent parts skipped."""
+def load_references(data_root: str | os.PathLike, benchmarks: Iterable[str] | None = None,
+                    scoring: FaceEvalScoring | None = None) -> list[PublishedReference]:
+    """Every published reference found under a data root (the layout of ../shared/data); absent parts skipped.
+    AFW/PASCAL baselines are scored on the default annotations, or as `scoring` says."""
     root = Path(data_root)
     if not root.is_dir():
         raise InputError(root, None, "published-data folder not found")
@@ -214,17 +247,17 @@ def load_references(data_root: str | os.PathLike, benchmarks: Iterable[str] | No
     if "fddb" in wanted:
         refs += fddb_references(root / d for d in FDDB_ROC_DIRS)
     if _module_available("protocols.face_eval"):
-        from protocols.face_eval import default_annotation_file
-
         for dataset, sub in FACE_EVAL_DIRS.items():
-            annotations = root / dataset / "annotations" / default_annotation_file(dataset)
+            annotations = (scoring or FaceEvalScoring()).annotation_file(root, dataset)
             if dataset in wanted and (root / sub).is_dir() and annotations.is_file():
-                refs += face_eval_references(dataset, root / sub, annotations)
+                refs += face_eval_references(dataset, root / sub, annotations, scoring=scoring)
     return refs
 
 
-def reference_from_path(path: str | os.PathLike, benchmark: str | None = None) -> list[PublishedReference]:
-    """References from one published item: a WIDER method folder, an FDDB ROC file, or a face-eval baseline file."""
+def reference_from_path(path: str | os.PathLike, benchmark: str | None = None,
+                        scoring: FaceEvalScoring | None = None) -> list[PublishedReference]:
+    """References from one published item: a WIDER method folder, an FDDB ROC file, or a face-eval baseline file
+    (scored on the default annotations, or as `scoring` says)."""
     path = Path(path)
     if path.is_dir() and any(path.glob("wider_pr_info_*.mat")):
         from protocols.wider_face.published import load_published_method
@@ -246,13 +279,12 @@ def reference_from_path(path: str | os.PathLike, benchmark: str | None = None) -
             curves[kind] = {"tpr": tpr, "fp": fp}
         return [_fddb_reference(method, curves, path, path.parent.name)]
     if path.is_file() and benchmark in FACE_EVAL_DIRS:
-        from protocols.face_eval import default_annotation_file
-
         root = default_data_root()
-        annotations = None if root is None else root / benchmark / "annotations" / default_annotation_file(benchmark)
+        annotations = None if root is None else (scoring or FaceEvalScoring()).annotation_file(root, benchmark)
         if annotations is None or not annotations.is_file():
             raise InputError(path, None, f"scoring a {benchmark} baseline needs the {benchmark} annotations "
                                          "(set FACEBENCH_SHARED_DATA)")
-        return face_eval_references(benchmark, None, annotations, files=[path])  # this file only, not its folder
+        # this file only, not its folder
+        return face_eval_references(benchmark, None, annotations, files=[path], scoring=scoring)
     raise InputError(path, None, "not a published item (a WIDER method folder of wider_pr_info_*.mat, an FDDB "
                                  "*DiscROC/*ContROC .txt file, or an AFW/PASCAL baseline with --benchmark)")

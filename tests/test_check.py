@@ -45,6 +45,14 @@ def test_metric_verdicts() -> None:
     assert not MetricCheck("hard", None, 0.5, 0.002).failed
 
 
+@pytest.mark.parametrize("baseline_value, tolerance", [(0.549, 0.05), (0.83, 0.01), (0.3, 0.1), (0.7, 0.02)])
+def test_a_drop_of_exactly_the_tolerance_passes_despite_rounding(baseline_value: float, tolerance: float) -> None:
+    drop = round(baseline_value - tolerance, 6)  # the value a 3-decimal result file holds
+    assert MetricCheck("hard", baseline_value, drop, tolerance).status == "ok"
+    assert MetricCheck("hard", baseline_value, round(drop - 1e-6, 7), tolerance).status == "FAIL"
+    assert MetricCheck("hard", drop, baseline_value, tolerance).status == "ok"
+
+
 def test_identical_result_passes(tmp_path: Path, baseline: Path, capsys) -> None:
     assert exit_code(["check", str(result_file(tmp_path)), "--baseline", str(baseline)]) == 0
     out = capsys.readouterr().out
@@ -90,7 +98,44 @@ def test_missing_metric_in_result_fails(tmp_path: Path, baseline: Path) -> None:
     doc = synthetic_document(values=BASE)
     doc["metrics"]["hard"] = None  # e.g. a setting without faces
     report = check_result(load_result(write(tmp_path / "r.json", doc)), load_result(baseline))
-    assert not report.passed and [c.status for c in report.checks] == ["ok", "ok", "missing"]
+    assert not report.passed and [c.status for c in report.checks] == ["ok", "ok", "no value"]
+    assert "FAILED: hard null in the result (no value to compare)" in report.table()
+    assert "below baseline" not in report.table()
+
+
+def test_a_gated_metric_absent_from_the_result_is_bad_input(tmp_path: Path, capsys) -> None:
+    doc = synthetic_document(benchmark="afw", values={"ap": 0.9})
+    doc["metrics"]["ap_11point"] = 0.88
+    base = write(tmp_path / "base.json", doc)
+    result = write(tmp_path / "r.json", synthetic_document(benchmark="afw", values={"ap": 0.9}))
+    assert exit_code(["check", str(result), "--baseline", str(base), "--metric", "ap_11point"]) == 2
+    err = capsys.readouterr().err
+    assert "r.json" in err and "result has no metric 'ap_11point'" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("metric", ["n_fp", "n_detections_unknown_image", "ap_percent"])
+def test_counts_and_percentages_cannot_be_gated(tmp_path: Path, capsys, metric: str) -> None:
+    doc = synthetic_document(benchmark="afw", values={"ap": 0.9})
+    doc["metrics"].update(n_fp=10749, n_detections_unknown_image=0, ap_percent=90.0, recall_at_last_detection=0.95)
+    base = write(tmp_path / "base.json", doc)
+    worse = dict(doc, metrics=dict(doc["metrics"], n_fp=21498, n_detections_unknown_image=500, ap_percent=80.0))
+    result = write(tmp_path / "r.json", worse)
+    assert exit_code(["check", str(result), "--baseline", str(base), "--metric", metric]) == 2
+    err = capsys.readouterr().err
+    assert f"metric '{metric}' cannot be gated" in err and "higher-is-better fractions" in err
+    assert "ap, recall_at_last_detection" in err
+    assert exit_code(["check", str(result), "--baseline", str(base), "--metric", "recall_at_last_detection"]) == 0
+
+
+def test_the_result_is_never_its_own_baseline(tmp_path: Path, capsys) -> None:
+    folder = tmp_path / "results"
+    write(folder / "accepted.json", synthetic_document(values=BASE, label="det-accepted"))
+    result = write(folder / "ci" / "det" / "result.json", synthetic_document(values={**BASE, "hard": 0.64}))
+    assert find_baseline(load_result(result), folder).path.name == "accepted.json"
+    assert exit_code(["check", str(result), "--baseline", str(folder)]) == 1
+    assert "hard below baseline - tolerance" in capsys.readouterr().out
+    assert exit_code(["check", str(result), "--baseline", str(result)]) == 2
+    assert "the baseline is the result itself" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("changes, reason", [

@@ -63,6 +63,20 @@ def test_ground_truth_export_marks_ignored_faces_as_crowd(gt) -> None:
     assert sum(a["iscrowd"] for a in coco_export.wider_ground_truth(gt, "all")["annotations"]) == 1
 
 
+def test_a_degenerate_box_in_the_keep_list_counts_as_the_official_tool_counts_it(tmp_path: Path) -> None:
+    from protocols import wider_face
+
+    images = [{"name": "img", "boxes": [[10, 10, 40, 50], [1026, 474, -2, 23]], "easy": [1], "medium": [1, 2],
+               "hard": [1, 2]}]
+    gt = wider_face.load_ground_truth(write_ground_truth(tmp_path / "gt", [("0--Test", images)] +
+                                                         [(f"{i}--Empty", []) for i in range(1, 61)]))
+    hard = coco_export.wider_ground_truth(gt, "hard")["annotations"]
+    assert [a["iscrowd"] for a in hard] == [0, 0]
+    assert hard[1]["bbox"] == [1026.0, 474.0, 0.0, 23.0] and hard[1]["area"] == 0.0
+    assert [a["iscrowd"] for a in coco_export.wider_ground_truth(gt, "easy")["annotations"]] == [0, 1]
+    assert [a["iscrowd"] for a in coco_export.wider_ground_truth(gt, "all")["annotations"]] == [0, 1]
+
+
 def test_perfect_predictions_score_one_and_ignored_hits_cost_nothing(gt, tmp_path: Path) -> None:
     data = coco_export.wider_ground_truth(gt, "easy")
     # every easy face found, plus high-scored exact hits on the faces easy ignores

@@ -259,3 +259,18 @@ def test_cli_analyze_refuses_a_non_finite_score(saved, tmp_path):
     for value in ("nan", "inf"):
         with pytest.raises(InputError, match="--score must be a finite number"):
             analyze_command.main([str(out), "--out", str(tmp_path / "x"), "--score", value], standalone_mode=False)
+
+
+def test_cli_analyze_checks_its_outputs_before_the_work(saved, tmp_path, capsys):
+    """A bad --out or --images is refused before the table is printed or any file is written."""
+    from facebench.commands.analyze import analyze_command
+
+    _, _, out = saved
+    capsys.readouterr()
+    for args, message in (([ "--out", str(out / "sub")], f"--out: {out} is a file, not a folder"),
+                          (["--out", str(tmp_path / "an"), "--images", str(tmp_path / "none")],
+                           "--images: image folder not found")):
+        with pytest.raises(InputError, match=message):
+            analyze_command.main([str(out), *args], standalone_mode=False)
+        assert capsys.readouterr().out == ""
+    assert not (tmp_path / "an").exists()

@@ -509,6 +509,42 @@ def test_single_published_baseline_file_loads_only_that_file(tmp_path: Path, sha
     assert "README" not in capsys.readouterr().err
 
 
+def test_plot_scores_face_eval_baselines_like_the_results(tmp_path: Path, shared_data: Path, monkeypatch,
+                                                          capsys) -> None:
+    """A result on the original AFW annotations gets its baselines scored on them too (the same DPM file used
+    to show 97.59 as the result and 97.21 as the published curve); annotations that are not under the data root
+    fall back to the default with a warning."""
+    import shutil
+
+    from facebench.cli import main
+    from facebench.published import FaceEvalScoring, reference_from_path
+    from tests.conftest import require
+
+    monkeypatch.setenv("FACEBENCH_SHARED_DATA", str(shared_data))
+    dpm = require(shared_data / "afw" / "results" / "DPM_Mathias2014" / "DPM.txt")
+    old = tmp_path / "old.json"
+    main(["eval", "afw", str(dpm), "--data-root", str(shared_data), "--old-annotations", "--out", str(old)])
+    doc = json.loads(old.read_text())
+    scoring = FaceEvalScoring.of_result(doc)
+    assert scoring == FaceEvalScoring("anno2.mat", 30, 30)
+    (same,) = reference_from_path(dpm, "afw", scoring)
+    (default,) = reference_from_path(dpm, "afw")
+    assert same.metrics["ap"] == doc["metrics"]["ap"] and same.extra["ground_truth_sha256"] == doc["ground_truth_sha256"]
+    assert default.metrics["ap"] != doc["metrics"]["ap"]
+    capsys.readouterr()
+    main(["plot", str(old), "--published", str(dpm), "--benchmark", "afw", "--out", str(tmp_path / "a.png")])
+    assert "not comparable" not in capsys.readouterr().err
+    # The same result, on a renamed copy of the annotations that the data root does not hold.
+    copy = Path(shutil.copy(shared_data / "afw" / "annotations" / "anno2.mat", tmp_path / "mine.mat"))
+    mine = tmp_path / "mine.json"
+    main(["eval", "afw", str(dpm), "--annotations", str(copy), "--out", str(mine)])
+    capsys.readouterr()
+    main(["plot", str(mine), "--published", str(dpm), "--benchmark", "afw", "--out", str(tmp_path / "b.png")])
+    err = capsys.readouterr().err
+    assert "published DPM (new_annotations_AFW.mat, min size 30x30) scored on other annotations" in err
+    assert err.count("\n") == 1
+
+
 def test_real_leaderboard_from_committed_baselines(tmp_path: Path, shared_data: Path) -> None:
     board = build_leaderboard(scan(REPO / "results" / "baselines"), real_references(shared_data),
                               benchmarks=["widerface-val"])

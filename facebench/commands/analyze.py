@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from facebench.errors import InputError
+from facebench.errors import InputError, check_output_folder
 
 
 def recorded_folder(value: Any, result: Path, field: str, override: Path | None, option: str,
@@ -66,6 +66,12 @@ def analyze_command(result: Path, out_dir: Path | None, images_dir: Path | None,
 
     if score is not None and not math.isfinite(score):
         raise InputError(None, None, f"--score must be a finite number, got {score}")
+    if out_dir is None:
+        stem = result.name[:-5] if result.name.endswith(".json") else result.name
+        out_dir = result.with_name(stem + ".analysis")
+    check_output_folder(out_dir, "--out")
+    if images_dir is not None and not images_dir.is_dir():
+        raise InputError(images_dir, None, "--images: image folder not found")
     doc = load_result(result).doc
     protocol = (doc.get("protocol") or {}).get("name")
     if protocol != "wider_face":
@@ -87,9 +93,6 @@ def analyze_command(result: Path, out_dir: Path | None, images_dir: Path | None,
                                "semantics": predictions.semantics})
     check_same_numbers(analysis.ap, doc, setting, result)
     click.echo(analysis.table())
-    if out_dir is None:
-        stem = result.name[:-5] if result.name.endswith(".json") else result.name
-        out_dir = result.with_name(stem + ".analysis")
     for path in write_analysis(analysis, out_dir):
         click.echo(f"wrote {path}")
     if images_dir is not None:

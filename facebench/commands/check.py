@@ -18,7 +18,7 @@ import click
                    "check.tolerance, else 0.002.")
 @click.option("--metric", "metrics", multiple=True,
               help="Gate only these metrics (default: the baseline's check.metrics, else the benchmark's "
-                   "headline metrics); repeatable.")
+                   "headline metrics); repeatable. Only higher-is-better fractions (AP, TPR) can be gated.")
 def check_command(result: Path, baseline: Path, tolerance: float | None, metrics: tuple[str, ...]) -> None:
     """Compare RESULT with a baseline; exit 0 pass, 1 regression, 2 bad or incomparable input."""
     from facebench.check import check_result, find_baseline

@@ -42,7 +42,7 @@ def plot_command(results: tuple[Path, ...], published: tuple[Path, ...], methods
                  benchmark: str | None, labels: tuple[str, ...], out: tuple[Path, ...]) -> None:
     """Overlay RESULTS (result JSONs) and --published curves of one benchmark on one figure."""
     from facebench.overlay_plot import curves_from_document, curves_from_reference, plot_overlay, unique_labels
-    from facebench.published import load_references, reference_from_path
+    from facebench.published import FaceEvalScoring, load_references, reference_from_path
     from facebench.errors import check_output_paths
     from facebench.store import load_result, protocol_family
 
@@ -71,9 +71,15 @@ def plot_command(results: tuple[Path, ...], published: tuple[Path, ...], methods
         curves += curves_from_document(result.doc, label, source=result.path)
 
     wanted = {m.lower() for m in methods}
+    # AFW/PASCAL baselines are scored here: on the results' annotations and size rule when they share them.
+    scorings = {FaceEvalScoring.of_result(r.doc) for r in stored} if family == "face-eval" else set()
+    scoring = scorings.pop() if len(scorings) == 1 else None
+    result_scoring = {(r.ground_truth_sha256, scoring.min_width, scoring.min_height) for r in stored} \
+        if scoring is not None else set()
+    elsewhere: list[str] = []
     for item in published:
         if item.is_dir() and not any(item.glob("wider_pr_info_*.mat")):
-            refs = load_references(item, [bench])
+            refs = load_references(item, [bench], scoring)
             if wanted:
                 refs = [r for r in refs if r.method.lower() in wanted]
             if top is not None:
@@ -86,10 +92,16 @@ def plot_command(results: tuple[Path, ...], published: tuple[Path, ...], methods
                 raise InputError(item, None, f"no published {bench} methods found"
                                              + (f" matching {', '.join(methods)}" if methods else ""))
         else:
-            refs = reference_from_path(item, bench)
+            refs = reference_from_path(item, bench, scoring)
         for ref in refs:
             if ref.benchmark != bench:
                 raise InputError(ref.source, None, f"published curve is for {ref.benchmark}, not {bench}")
+            used = (ref.extra.get("ground_truth_sha256"), ref.extra.get("min_width"), ref.extra.get("min_height"))
+            if result_scoring and ref.family == "face-eval" and used not in result_scoring:
+                elsewhere.append(f"{ref.method} ({ref.extra.get('annotations')}, min size {used[1]}x{used[2]})")
             curves += curves_from_reference(ref)
+    if elsewhere:
+        warn(f"published {', '.join(elsewhere)} scored on other annotations than the results (theirs are not "
+             "under the data root); their curves are not comparable")
     for path in plot_overlay(curves, bench, family, figures):
         click.echo(f"wrote {path}")
