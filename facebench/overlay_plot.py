@@ -15,7 +15,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from facebench.errors import PLOT_SUFFIXES, InputError
+from facebench.errors import PLOT_SUFFIXES, InputError, warn
 from facebench.store import protocol_family
 
 PANELS = {"wider": ("easy", "medium", "hard"), "fddb": ("disc", "cont"), "face-eval": ("pr",)}
@@ -100,6 +100,10 @@ def curves_from_document(doc: Mapping[str, Any], label: str, published: bool = F
     if not out:
         raise InputError(where, None, f"no curves to plot for benchmark {doc.get('benchmark')!r} "
                                       "(field 'curves' lacks the expected entries)")
+    missing = [panel for panel in PANELS.get(family, ()) if panel not in {c.panel for c in out}]
+    if missing and not published:  # published files may lack a panel (an FDDB method without ContROC)
+        warn(f"{where}: no usable curves.{'/'.join(missing)}; left out of the {' and '.join(missing)} "
+             f"panel{'s' * (len(missing) > 1)}")
     return out
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 
 import click
@@ -18,8 +19,12 @@ def _outputs(out: tuple[Path, ...]) -> list[Path]:
             raise InputError(None, None, f"--out {str(path)!r}: not a file name")
         if path.suffix.lower() in PLOT_SUFFIXES:
             paths.append(path)
-        else:
-            paths += [path.with_name(path.name + ".png"), path.with_name(path.name + ".pdf")]
+            continue
+        near = difflib.get_close_matches(path.suffix.lower(), PLOT_SUFFIXES, n=1, cutoff=0.7)
+        if near:  # 'fig.pnng': most likely a typo, still a legal name
+            warn(f"--out {path}: '{path.suffix}' is not a figure suffix (did you mean '{near[0]}'?); writing "
+                 f"{path.name}.png and {path.name}.pdf")
+        paths += [path.with_name(path.name + ".png"), path.with_name(path.name + ".pdf")]
     return paths
 
 
