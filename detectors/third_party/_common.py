@@ -14,7 +14,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from detectors.base import Detector, empty_detections
+from detectors.base import Detector, as_rgb8, empty_detections
 from facebench.errors import InputError
 
 #: options that change speed, never the boxes: kept out of config() and so out of the cache key
@@ -92,6 +92,8 @@ class ThirdPartyDetector(Detector):
     defaults: Mapping[str, Any] = {}
     #: the allowed values of each numeric option (every numeric option has an entry)
     bounds: Mapping[str, Bounds] = {}
+    #: the allowed values of each text option that is a choice
+    choices: Mapping[str, tuple[str, ...]] = {}
     #: devices the wrapper can run on
     devices: tuple[str, ...] = ("cpu",)
     precision = "fp32"
@@ -108,6 +110,9 @@ class ThirdPartyDetector(Detector):
         merged = dict(self.defaults)
         for key, value in options.items():
             merged[key] = checked_option(self.name, key, self.defaults[key], value, self.bounds.get(key))
+            if key in self.choices and merged[key] not in self.choices[key]:
+                raise InputError(None, None, f"detector '{self.name}': option {key}={value!r} must be one of "
+                                             f"{', '.join(self.choices[key])}")
         if self.device.split(":")[0] not in self.devices:
             raise InputError(None, None, f"detector '{self.name}' runs on {'/'.join(self.devices)} only, "
                                          f"not '{self.device}'")
@@ -119,6 +124,7 @@ class ThirdPartyDetector(Detector):
         totals = {"preprocess": 0.0, "forward": 0.0, "postprocess": 0.0}
         out = []
         for image in images:
+            image = as_rgb8(image)
             t0 = time.perf_counter()
             prepared = self.preprocess(image)
             t1 = time.perf_counter()

