@@ -53,7 +53,7 @@ def as_rgb8(image: np.ndarray) -> np.ndarray:
     its alpha; any other dtype or shape is a ValueError (a float image in 0..1 would silently find nothing)."""
     image = np.asarray(image)
     if image.dtype != np.uint8:
-        raise ValueError(f"detect() takes uint8 images (RGB, 0..255), got {image.dtype}; convert first "
+        raise ValueError(f"detect() takes RGB uint8 images (0..255), got {image.dtype}; convert first "
                          "(e.g. (image * 255).round().astype(np.uint8) for floats in 0..1)")
     if image.ndim == 2:
         image = image[:, :, None]
