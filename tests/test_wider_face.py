@@ -373,6 +373,32 @@ def test_cli_checks_outputs_and_overlays_before_writing_anything(mini, tmp_path,
         assert not out.exists() and not (tmp_path / "r.records.npz").exists() and not (tmp_path / "pr.png").exists()
 
 
+def test_cli_records_the_version_the_files_hold(mini, tmp_path, capsys):
+    """--gt-version only picks a folder under --data-root: the version recorded is the files' own (integer
+    boxes: 2017, float: 2016), and a flag the files contradict is an error instead of a wrong label."""
+    from facebench.cli import main
+
+    gt, pred = mini
+    out = tmp_path / "r.json"
+    main(["eval", "widerface", str(pred), "--gt-dir", gt.source, "--out", str(out)])
+    assert json.loads(out.read_text())["settings"]["ground_truth_version"] == "2017"
+    with pytest.raises(SystemExit) as done:
+        main(["eval", "widerface", str(pred), "--gt-dir", gt.source, "--gt-version", "2016"])
+    assert done.value.code == 2
+    assert capsys.readouterr().err.endswith("holds the 2017 ground truth (integer boxes), not --gt-version 2016\n")
+
+
+def test_cli_labels_the_old_float_ground_truth_2016(tmp_path, capsys, shared_data):
+    from facebench.cli import main
+
+    out = tmp_path / "r.json"
+    old = require(shared_data / "widerface" / "ground_truth_old_2016")
+    predictions = require(shared_data / "widerface" / "results" / "yolov7-tiny-leak_derronqi" / "widerface_txt")
+    main(["eval", "widerface", str(predictions), "--gt-dir", str(old), "--out", str(out)])
+    assert "ground truth 2016" in capsys.readouterr().out
+    assert json.loads(out.read_text())["settings"]["ground_truth_version"] == "2016"
+
+
 def test_cli_bad_input_is_one_line(tmp_path):
     import subprocess
     import sys

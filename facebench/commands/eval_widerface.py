@@ -31,6 +31,19 @@ def resolve_gt_dir(gt_dir: str | None, data_root: str | None, version: str) -> P
                      f"widerface/{sub}/wider_face_val.mat); pass --gt-dir")
 
 
+def load_versioned_ground_truth(gt_dir: Path, version: str | None):
+    """The ground truth of a folder, labelled with the version its files hold (int32 boxes: 2017, float: 2016);
+    a --gt-version the files contradict is an error, not a label."""
+    from protocols import wider_face
+
+    gt = wider_face.load_ground_truth(gt_dir)
+    if version is not None and gt.version != version:
+        kind = "integer" if gt.integer_boxes else "float"
+        raise InputError(gt_dir, None, f"holds the {gt.version} ground truth ({kind} boxes), not --gt-version "
+                                       f"{version}")
+    return gt
+
+
 def default_label(pred_dir: Path) -> str:
     """A legend name: the folder, or its parent when the folder has a generic name."""
     name = pred_dir.resolve().name
@@ -54,8 +67,9 @@ def published_overlays(folders) -> dict:
 @click.command("widerface")
 @click.argument("pred_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--gt-dir", type=click.Path(file_okay=False), help="Folder with the four official .mat files.")
-@click.option("--gt-version", type=click.Choice(["2017", "2016"]), default="2017", show_default=True,
-              help="Ground truth under --data-root: current (2017, integer boxes) or old (2016, float boxes).")
+@click.option("--gt-version", type=click.Choice(["2017", "2016"]), default=None,
+              help="Ground truth under --data-root: current (2017, integer boxes; the default) or old (2016, "
+                   "float boxes). The version recorded is always the one the files hold.")
 @click.option("--gt-txt", type=click.Path(dir_okay=False), help="Take boxes and attributes from a "
               "wider_face_val_bbx_gt.txt (keep lists still come from the .mat files).")
 @click.option("--data-root", type=click.Path(file_okay=False), help="Root holding widerface/ground_truth*/.")
@@ -82,7 +96,7 @@ def widerface_command(pred_dir: Path, gt_dir: str | None, gt_version: str, gt_tx
                        out=[out, records_path(out)] if out is not None else None)
     published = published_overlays(overlays)  # read first: a bad overlay must not leave outputs half written
     started = time.perf_counter()
-    gt = wider_face.load_ground_truth(resolve_gt_dir(gt_dir, data_root, gt_version), version=gt_version)
+    gt = load_versioned_ground_truth(resolve_gt_dir(gt_dir, data_root, gt_version or "2017"), gt_version)
     if gt_txt:
         from protocols.wider_face.ground_truth import with_split_txt
 
