@@ -396,3 +396,16 @@ def test_training_benchmark_script_runs_on_cpu(tmp_path):
                           "--out", str(tmp_path / "summary.json")])
     assert summary["iterations"] == 2 and summary["images_per_s_median"] > 0 and summary["synthetic_images"] == 3
     assert json.loads((tmp_path / "summary.json").read_text())["comparable"] is False
+
+
+def test_train_data_root_is_the_wider_folder_or_the_common_data_root(tmp_path):
+    from detectors.hambox.train import resolve_wider_train
+
+    wider = tmp_path / "data" / "widerface"
+    (wider / "wider_face_split").mkdir(parents=True)
+    (wider / "WIDER_train" / "images").mkdir(parents=True)
+    expected = (wider / "wider_face_split", wider / "WIDER_train" / "images")
+    assert resolve_wider_train(wider) == expected
+    assert resolve_wider_train(tmp_path / "data") == expected  # as `run` and `eval` take it
+    with pytest.raises(InputError, match="no wider_face_split/ or wider_face_train annotation here"):
+        resolve_wider_train(tmp_path)

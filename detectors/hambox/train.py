@@ -218,11 +218,15 @@ def resolve_wider_train(data_root: Path | None, gt: Path | None = None,
     """(ground-truth path, image root) from a WIDER root or explicit paths.
 
     A WIDER root holds `wider_face_split/` and `WIDER_train/images/`; a generated dataset holds
-    `wider_face_train_bbx_gt.txt` and `images/`.
+    `wider_face_train_bbx_gt.txt` and `images/`. The data root of `run` and `eval` (the folder holding
+    `widerface/`) works too.
     """
     if data_root is None and (gt is None or images is None):
         raise InputError(None, None, "pass --data-root DIR (WIDER root: wider_face_split/ and WIDER_train/images/), "
                                      "or both --gt and --images")
+    if data_root is not None and not (data_root / "wider_face_split").exists() \
+            and (data_root / "widerface" / "wider_face_split").exists():
+        data_root = data_root / "widerface"
     if gt is None:
         for candidate in (data_root / "wider_face_split", data_root / "wider_face_train.mat",
                           data_root / "wider_face_train_bbx_gt.txt"):
