@@ -37,6 +37,11 @@ class Detector(ABC):
         """sha256 of the weights file(s), when the detector has any."""
         return None
 
+    @classmethod
+    def option_table(cls) -> list[tuple[str, Any, str]]:
+        """The `-o KEY=VALUE` options: (key, default, allowed values in words); empty when undeclared."""
+        return []
+
     def provenance(self) -> dict[str, Any]:
         """Where the weights came from, for the results JSON (e.g. a trained checkpoint's recipe label)."""
         return {}

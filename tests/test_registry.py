@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -490,3 +491,32 @@ def test_a_target_in_an_already_imported_module_without_a_spec_loads(monkeypatch
     assert bad.missing()[0].hint() == "its module 'fbfake_loaded' defines no 'Other'"
     with pytest.raises(InputError, match="defines no 'Other'"):
         registry.load_class(bad)
+
+
+def test_detectors_name_lists_its_options_with_defaults_and_allowed_values(capsys):
+    from tests.conftest import run_cli
+
+    code, out, _ = run_cli(["detectors", "hambox-zcc"], capsys)
+    assert code == 0 and out.startswith("hambox-zcc: HAMBox")
+    assert '-o matcher         = "zcc"' in out and "-o score_threshold = 0.01" in out and "device" not in out
+    code, out, _ = run_cli(["detectors", "hambox", "--json"], capsys)
+    rows = {r["option"]: r for r in json.loads(out)["options"]}
+    assert rows["test_mode"]["default"] == "single_scale" and "multi_scale" in rows["test_mode"]["allowed"]
+    code, _, err = run_cli(["detectors", "hambox-sm"], capsys)
+    assert code == 2 and "Did you mean" in err and err.count("\n") == 1
+
+
+def test_third_party_option_table_follows_defaults_bounds_and_choices():
+    from detectors.third_party._common import Bounds, ThirdPartyDetector
+
+    class Fake(ThirdPartyDetector):
+        name = "fake"
+        defaults = {"score_threshold": 0.5, "mode": "a", "label": "x"}
+        bounds = {"score_threshold": Bounds(0, 1)}
+        choices = {"mode": ("a", "b")}
+
+    table = Fake.option_table()
+    assert table[:3] == [("score_threshold", 0.5, "in [0, 1]"), ("mode", "a", "one of a, b"), ("label", "x", "str")]
+    assert table[3][0] == "threads"
+    with pytest.raises(InputError, match="option mode='c' must be one of a, b"):
+        Fake(mode="c")

@@ -64,11 +64,25 @@ def _as_number(name: str, value: Any, kind: type) -> Any:
     return kind(number)
 
 
+_ALLOWED = {
+    "checkpoint": "a checkpoint file (facebench train), or $FACEBENCH_HAMBOX_CHECKPOINT",
+    "matcher": "the checkpoint's matcher, checked: " + ", ".join(STRATEGIES), "device": "set by --device",
+    "fp16": "true/false (CUDA only)", "test_mode": "single_scale or multi_scale (flip, pyramid, box voting)",
+    "score_threshold": "number", "pre_nms_top_k": "integer", "nms_threshold": "number",
+    "max_detections": "integer", "pixel_budget": "number (multi_scale: largest scale's pixels)",
+    "vote_threshold": "number (multi_scale box voting IoU)", "drop_singletons": "true/false (multi_scale)",
+}
+
+
 class HAMBoxDetector(Detector):
     """HAMBox (or one of its matching baselines) loaded from a facebench checkpoint."""
 
     name = "hambox"
     input_policy = "original"
+
+    @classmethod
+    def option_table(cls) -> list[tuple[str, Any, str]]:
+        return [(key, default, _ALLOWED[key]) for key, default in _DEFAULTS.items() if key != "device"]
 
     def __init__(self, **options: Any) -> None:
         unknown = sorted(set(options) - set(_DEFAULTS))

@@ -98,6 +98,21 @@ class ThirdPartyDetector(Detector):
     devices: tuple[str, ...] = ("cpu",)
     precision = "fp32"
 
+    @classmethod
+    def option_table(cls) -> list[tuple[str, Any, str]]:
+        """Every option with its default and its bounds or choices, then the runtime option `threads`."""
+        rows = []
+        for key, default in cls.defaults.items():
+            if key in cls.choices:
+                allowed = "one of " + ", ".join(cls.choices[key])
+            elif key in cls.bounds:
+                allowed = cls.bounds[key].describe()
+            else:
+                allowed = type(default).__name__
+            rows.append((key, default, allowed))
+        return rows + [("threads", None, f"CPU threads, {THREADS_BOUNDS.describe()} (default: all; not in the "
+                                         "config hash)")]
+
     def __init__(self, **options: Any) -> None:
         threads = options.pop("threads", None)
         self.threads: int | None = None if threads is None else checked_option(self.name, "threads", 1, threads,

@@ -33,7 +33,8 @@ def check_benchmarks(wanted: tuple[str, ...], results: list, references: list) -
                    "'published, not run' reference rows.")
 @click.option("--benchmark", "benchmarks", multiple=True,
               help="Only these benchmarks (e.g. widerface-val, fddb, afw, pascal); repeatable.")
-@click.option("--sort", "sort", default=None, help="Sort by this metric key (default: hard, "
+@click.option("--sort", "sort", default=None, help="Sort the tables that show this column by it (easy, medium, "
+              "hard, disc_tpr_at_1000fp, cont_tpr_at_1000fp, ap); the others keep their default (hard, "
               "disc_tpr_at_1000fp or ap).")
 @click.option("--figures", type=click.Choice(["embed", "files", "none"]), default="embed", show_default=True,
               help="HTML: figures embedded in the page, or PNG files in <out>_figures/ beside it "

@@ -59,7 +59,12 @@ def _echo_result(result: Any) -> None:
     if result.unreadable:
         click.echo(f"{len(result.unreadable)} unreadable images skipped (listed in the result JSON)")
     if result.result_path is not None:
-        click.echo(f"results: {result.result_path}  (records, plot and predictions beside it)")
+        from facebench.results import records_path
+        from facebench.run import PLOT
+
+        written = [result.result_path, records_path(result.result_path), result.result_path.parent / PLOT]
+        files = ", ".join(str(path) for path in written if path.is_file())
+        click.echo(f"wrote {files}; predictions in {result.predictions}")
 
 
 @click.command(name="run")
@@ -110,10 +115,16 @@ def run_command(detector: str | None, benchmark: str | None, data_root: str | No
 
 
 @click.command(name="detectors")
+@click.argument("name", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable listing.")
-def detectors_command(as_json: bool) -> None:
-    """List the registered detectors (built in and from installed packages) and whether they can run here."""
+def detectors_command(name: str | None, as_json: bool) -> None:
+    """List the registered detectors (built in and from installed packages) and whether they can run here;
+    with NAME, that detector's `-o KEY=VALUE` options, their defaults and allowed values."""
     from detectors.registry import DEFAULT_DETECTOR, entries
+
+    if name is not None:
+        _echo_detector_options(name, as_json)
+        return
 
     rows = []
     for name, entry in sorted(entries().items()):
@@ -131,6 +142,26 @@ def detectors_command(as_json: bool) -> None:
         star = " (default)" if r["default"] else ""
         opts = " ".join(f"{k}={v}" for k, v in r["options"].items())
         click.echo(f"{r['name']:<{width}}  {r['summary']}{star}{' [' + opts + ']' if opts else ''}  -- {state}")
+
+
+def _echo_detector_options(name: str, as_json: bool) -> None:
+    """One detector's options (imports its module, not its weights)."""
+    from detectors.registry import get_entry, load_class
+
+    entry = get_entry(name)
+    cls = load_class(entry)
+    rows = [{"option": key, "default": entry.options.get(key, default), "allowed": allowed}
+            for key, default, allowed in cls.option_table()]
+    if as_json:
+        click.echo(json.dumps({"name": name, "summary": entry.summary, "options": rows}, indent=1, default=str))
+        return
+    click.echo(f"{name}: {entry.summary}")
+    if not rows:
+        click.echo("  (no declared options)")
+    width = max((len(r["option"]) for r in rows), default=0)
+    for r in rows:
+        default = "-" if r["default"] is None else json.dumps(r["default"], default=str)
+        click.echo(f"  -o {r['option']:<{width}} = {default:<10} {r['allowed']}")
 
 
 @click.command(name="merge")
