@@ -185,3 +185,16 @@ def test_real_afw_export(shared_data: Path) -> None:
         read_detections(shared_data / "afw" / "results" / "S3FD_official" / "SFD_AFW_PR.txt"), gt)
     stats = coco_export.coco_evaluate(data, dets)
     assert stats["ap50"] > 0.98 and stats["recall50"] == pytest.approx(1.0)
+
+
+def test_export_of_afw_reads_the_annotations_under_data_root(tmp_path: Path, capsys, monkeypatch) -> None:
+    from facebench.cli import main
+    from tests.test_face_eval import GT_IMAGES, write_struct_annotations
+
+    monkeypatch.delenv("FACEBENCH_DATA_ROOT", raising=False)
+    folder = tmp_path / "data" / "afw" / "annotations"
+    folder.mkdir(parents=True)
+    write_struct_annotations(folder / "new_annotations_AFW.mat", GT_IMAGES)
+    main(["export", "coco", "afw", "--data-root", str(tmp_path / "data"), "--out-gt", str(tmp_path / "gt.json")])
+    data = json.loads((tmp_path / "gt.json").read_text())
+    assert [im["file_name"] for im in data["images"]] == ["img1.jpg", "img2.jpg", "img3.jpg"]

@@ -21,7 +21,8 @@ def resolve_gt_dir(gt_dir: str | None, data_root: str | None, version: str) -> P
     root = data_root or os.environ.get("FACEBENCH_DATA_ROOT")
     if not root:
         raise InputError(None, None, "no ground truth given: pass --gt-dir DIR (the folder with "
-                         "wider_face_val.mat and wider_{easy,medium,hard}_val.mat) or --data-root")
+                         "wider_face_val.mat and wider_{easy,medium,hard}_val.mat), --data-root or set "
+                         "FACEBENCH_DATA_ROOT")
     sub = GT_SUBDIRS[version]
     candidates = [Path(root) / "widerface" / sub, Path(root) / sub, Path(root) / "eval_tools" / sub]
     for candidate in candidates:
@@ -72,7 +73,7 @@ def published_overlays(folders) -> dict:
                    "float boxes). The version recorded is always the one the files hold.")
 @click.option("--gt-txt", type=click.Path(dir_okay=False), help="Take boxes and attributes from a "
               "wider_face_val_bbx_gt.txt (keep lists still come from the .mat files).")
-@click.option("--data-root", type=click.Path(file_okay=False), help="Root holding widerface/ground_truth*/.")
+@click.option("--data-root", type=click.Path(file_okay=False), help="Root holding widerface/ground_truth*/ (default: $FACEBENCH_DATA_ROOT).")
 @click.option("--semantics", type=click.Choice(["official", "python-port"]), default="official",
               show_default=True, help="Official MATLAB eval_tools, or the popular Python port's numbers.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the result JSON here "

@@ -19,7 +19,8 @@ def export_group() -> None:
 @click.option("--predictions", type=click.Path(path_type=Path),
               help="WIDER: prediction folder (<event>/<image>.txt); AFW/PASCAL: detection file.")
 @click.option("--gt-dir", type=click.Path(file_okay=False), help="WIDER: folder of the four official .mat files.")
-@click.option("--data-root", type=click.Path(file_okay=False), help="WIDER: root holding widerface/ground_truth/.")
+@click.option("--data-root", type=click.Path(file_okay=False), help="Root holding widerface/ground_truth/ (WIDER) or afw|pascal/annotations/ (AFW/PASCAL); "
+              "default: $FACEBENCH_DATA_ROOT.")
 @click.option("--annotations", type=click.Path(), help="AFW/PASCAL: annotation .mat or its folder.")
 @click.option("--setting", type=click.Choice(["easy", "medium", "hard", "all"]), default="hard", show_default=True,
               help="WIDER: faces outside this setting are exported as crowd (ignored) regions.")
@@ -63,6 +64,8 @@ def coco_command(benchmark: str, predictions: Path | None, gt_dir: str | None, d
         from facebench.commands.eval_face_eval import resolve_annotations
         from protocols.face_eval import load_ground_truth, read_detections
 
+        if annotations is None and data_root is not None:  # as `eval afw|pascal --data-root` reads it
+            annotations = str(Path(data_root) / benchmark / "annotations")
         gt = load_ground_truth(benchmark, resolve_annotations(benchmark, annotations, False))
         dataset = coco_export.face_eval_ground_truth(gt, images_root)
         if predictions is not None:
