@@ -134,14 +134,18 @@ def check_output_paths(inputs: Sequence[str | os.PathLike | None], plot: str | o
 
 
 def _check_can_create(target, flag: str) -> None:
-    """The nearest existing folder above `target` must be a writable folder."""
-    for parent in target.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise InputError(target, None, f"{flag}: {parent} is a file, not a folder")
-            if not os.access(parent, os.W_OK | os.X_OK):
-                raise InputError(target, None, f"{flag}: cannot write in {parent} (permission denied)")
+    """The nearest existing path at or above `target`'s folder must be a writable folder."""
+    for folder in target.parents:
+        if folder.exists():
+            _check_writable_folder(folder, target, flag)
             return
+
+
+def _check_writable_folder(folder, target, flag: str) -> None:
+    if not folder.is_dir():
+        raise InputError(target, None, f"{flag}: {folder} is a file, not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise InputError(target, None, f"{flag}: cannot write in {folder} (permission denied)")
 
 
 def check_output_folder(folder: str | os.PathLike, flag: str) -> None:
@@ -150,9 +154,6 @@ def check_output_folder(folder: str | os.PathLike, flag: str) -> None:
 
     folder = Path(folder)
     if folder.exists():
-        if not folder.is_dir():
-            raise InputError(folder, None, f"{flag}: is a file, expected a folder")
-        if not os.access(folder, os.W_OK | os.X_OK):
-            raise InputError(folder, None, f"{flag}: cannot write in it (permission denied)")
-        return
-    _check_can_create(folder, flag)
+        _check_writable_folder(folder, folder, flag)
+    else:
+        _check_can_create(folder, flag)
