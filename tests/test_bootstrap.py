@@ -330,3 +330,39 @@ def test_real_fddb_intervals_contain_the_result(shared_data):
     boot = bs.bootstrap(bs.records_from_result(result), resamples=300)
     for name, (lo, hi) in boot.intervals().items():
         assert lo <= result.metrics[name] <= hi and hi - lo < 0.05
+
+
+# --- edges found by mutation testing ---------------------------------------------------------------------
+
+def test_resampling_draws_every_image_alike():
+    weights = bs.resample_weights(3, 6000, seed=1)
+    assert (weights.sum(axis=1) == 3).all()
+    assert np.allclose(weights.mean(axis=0), 1.0, atol=0.05)  # image 0 included: each is drawn 1/n of the time
+    rng = np.random.default_rng(0)  # the documented draw: numpy's default generator, integers in [0, n)
+    draws = rng.integers(0, 3, size=(2, 3))
+    assert bs.resample_weights(3, 2, 0).tolist() == [np.bincount(d, minlength=3).tolist() for d in draws]
+
+
+def test_percentile_interval_is_two_sided_over_the_defined_samples():
+    assert bs.percentile_interval(np.arange(101.0), 0.95) == pytest.approx((2.5, 97.5))
+    assert bs.percentile_interval(np.array([0.1, np.nan, 0.3, 0.5]), 0.95) == pytest.approx((0.11, 0.49))
+    assert bs.percentile_interval(np.array([np.nan, np.nan])) is None
+
+
+def test_a_resample_without_faces_has_no_face_eval_ap():
+    records = bs.FaceEvalRecords(image_ids=("a", "b"), tp=np.zeros(0, bool), fp=np.zeros(0, bool),
+                                 image_index=np.zeros(0, np.int64), positives_per_image=np.array([1, 0]))
+    assert np.isnan(records.resampled(np.array([[0, 2]]))["ap"]).all()
+
+
+def test_fddb_resampled_max_rule_includes_exactly_k_false_positives():
+    records = bs.FddbRecords(image_ids=("a",), faces=np.array([2]), entry_start=np.array([0, 2]),
+                             entry_threshold=np.array([0.5, 0.9]), entry_tp_disc=np.array([2, 1]),
+                             entry_tp_cont=np.array([1.5, 0.8]), entry_fp=np.array([100, 0]))
+    assert records.resampled(np.array([[1]]))["disc_tpr_at_100fp"].tolist() == [1.0]
+
+
+def test_weighted_row_sums_stay_exact_past_float32():
+    big = 2 ** 24 + 1  # float32 would round it to 2**24
+    (sums,) = bs.weighted_row_sums(np.array([[1]]), [np.array([[0, big]])])
+    assert sums.ravel().tolist() == [0.0, float(big)]

@@ -262,3 +262,16 @@ def test_real_result_against_committed_baseline(tmp_path: Path, shared_data: Pat
     out = capsys.readouterr().out
     assert "FAILED: easy, medium, hard below baseline - tolerance" in out  # each drops by about a tenth
     assert load_result(worse).metrics["hard"] < 0.829738522421083 - 0.05
+
+
+def test_the_same_detector_outranks_the_same_prediction_files(tmp_path: Path) -> None:
+    folder = tmp_path / "baselines"
+    same_detector = synthetic_document(values=BASE, label="det")
+    same_detector["settings"]["predictions"] = "/data/old"
+    same_files = synthetic_document(values=BASE, label="other")
+    same_files["settings"]["predictions"] = "/data/preds"
+    write(folder / "a.json", same_detector)
+    write(folder / "e.json", same_files)
+    result = synthetic_document(values=BASE, label="det")
+    result["settings"]["predictions"] = "/data/preds"
+    assert find_baseline(load_result(write(tmp_path / "r.json", result)), folder).path.name == "a.json"

@@ -750,3 +750,19 @@ def test_a_mat_file_that_crashes_the_reader_is_a_one_line_error(tmp_path, monkey
     with pytest.raises(InputError, match="the reader crashed .signal 11") as info:
         io_mat.load_mat(path)
     assert info.value.path == str(path)
+
+
+@pytest.mark.parametrize("ignored", [False, True])
+def test_zero_height_boxes_that_only_touch_do_not_intersect(ignored):
+    """The toolbox's intersection test is strict in y as in x: a zero-height detection on a zero-height face is
+    no hit (so it is not dropped as a hit on an ignored face either)."""
+    box = np.array([[0.0, 5.0, 40.0, 5.0]])
+    out = match_detections(np.array([0]), box, box.copy(), np.array([ignored]), np.array([0, 1]))
+    assert out.tp.tolist() == [False] and out.fp.tolist() == [True] and out.dropped.tolist() == [False]
+
+
+def test_box_correction_uses_widths_without_plus_one():
+    from protocols.face_eval.evaluate import fit_correction
+
+    fit = fit_correction(np.array([[0.0, 0, 10, 10]]), np.array([[2.0, 1, 12, 13]]))
+    assert (fit.tx, fit.ty, fit.sx, fit.sy, fit.n_tp) == pytest.approx((0.2, 0.2, 1.0, 1.2, 1))

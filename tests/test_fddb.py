@@ -564,3 +564,25 @@ def test_size_table_rejects_non_integer_sizes(mini, text, line, message):
     with pytest.raises(InputError) as excinfo:
         fddb.read_size_table(mini["sizes"], gt)
     assert f"{mini['sizes']}:{line}:" in _error(excinfo) and message in _error(excinfo)
+
+
+def test_tpr_at_k_includes_a_point_at_exactly_k_false_positives():
+    assert fddb.tpr_at_fp(np.array([0.95, 0.5]), np.array([1000, 0]), 1000, "max") == 0.95
+    assert fddb.tpr_at_fp(np.array([0.95, 0.5]), np.array([1001, 0]), 1000, "max") == 0.5
+
+
+def test_a_detection_touching_only_the_last_row_of_a_face_still_overlaps(tmp_path, monkeypatch):
+    monkeypatch.setenv("FACEBENCH_CACHE", "")
+    (tmp_path / "folds").mkdir()
+    (tmp_path / "folds" / "FDDB-fold-01.txt").write_text("c/imgC\n")
+    (tmp_path / "folds" / "FDDB-fold-01-ellipseList.txt").write_text("c/imgC\n1\n10 10 0 25 25 1\n")
+    (tmp_path / "sizes.tsv").write_text("image\twidth\theight\nc/imgC\t50\t50\n")
+    gt = fddb.load_folds(tmp_path / "folds", ["01"])
+    sizes = fddb.read_size_table(tmp_path / "sizes.tsv", gt)
+    runs = fddb.face_runs(gt, sizes, "opencv21", cache=False)
+    first, last = int(runs.row.min()), int(runs.row.max())
+    for row in (first, last):
+        (tmp_path / "dets.txt").write_text(f"c/imgC\n1\n15 {row} 20 0 0.9\n")  # a 21x1 box on that row
+        overlaps = fddb.pair_overlaps(gt, fddb.read_detections(tmp_path / "dets.txt", gt, "rect"), sizes,
+                                      cache=False)
+        assert len(overlaps.face) == 1 and overlaps.score[0] > 0, row

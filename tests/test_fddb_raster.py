@@ -151,6 +151,27 @@ def test_line_pixels_equal_literal_line_routine():
             assert np.array_equal(mine, mask), (convention, i)
 
 
+def test_segments_crossing_the_right_border_clip_as_opencv():
+    """clipLine's right edge is (w << 16) - 1: one pixel of this segment moves when the clip is off by one."""
+    pts = [(1264567, 285365, 5180326, 2582443)]
+    rng = np.random.default_rng(5)
+    one = R.XY_ONE
+    pts += list(zip(rng.integers(0, 40 * one, 3000).tolist(), rng.integers(0, 40 * one, 3000).tolist(),
+                    rng.integers(40 * one, 80 * one, 3000).tolist(), rng.integers(-20 * one, 60 * one, 3000).tolist()))
+    pts = np.array(pts, dtype=np.int64)
+    n = len(pts)
+    for convention in ("opencv21", "opencv4"):
+        seg, px, py = R.fixed_point_line_pixels(pts[:, 0], pts[:, 1], pts[:, 2], pts[:, 3], np.full(n, 40),
+                                                np.full(n, 40), convention)
+        for i in range(n):
+            mask = np.zeros((40, 40), dtype=bool)
+            R._line2_scalar(mask, tuple(int(v) for v in pts[i, :2]), tuple(int(v) for v in pts[i, 2:]),
+                            old=convention == "opencv21")
+            mine = np.zeros_like(mask)
+            mine[py[seg == i], px[seg == i]] = True
+            assert np.array_equal(mine, mask), (convention, i)
+
+
 def test_opencv21_equals_negated_angle_away_from_the_border():
     """Same vertices (the rotation flip is exactly the negated angle), same scan fill: the conventions only
     differ for ellipses reaching the band where OpenCV <= 2.1 clipped outlines (the image shrunk by 2 pixels;

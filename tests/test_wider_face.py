@@ -523,3 +523,63 @@ def test_port_reader_line_rules(mini, tmp_path, text, expected):
     (folder / "0--Mini" / "A.txt").write_text(text)
     got = read_predictions(folder, gt, "python-port", quiet=True)
     np.testing.assert_array_equal(got.image_boxes(0), np.array(expected, dtype=float).reshape(-1, 5))
+
+
+# --- edges found by mutation testing: each case below flips the official outcome when the rule is broken -----
+
+@pytest.mark.parametrize("face, prediction, hit", [
+    ([0, 0, 9, 9], [1, 3, 6.7, 4.8], False),  # union 144.66 rounds to 145 (48/97 -> 0); truncated, 48/96 -> 1
+    ([1, 0, 0, 4], [0.6, 1.3, 0.1, 4.3], True),  # rounding widens the intersection by 1 px: the prefilter keeps it
+    ([8, 0, 3, 0], [10.4, 0, 0.2, 0], True),  # 2/3 rounds to 1: the sweep window over face x1 must reach it
+])
+def test_int32_overlap_edge_cases(face, prediction, hit):
+    from protocols.wider_face.matching import match_predictions
+
+    gt = np.array([face], dtype=np.int32)
+    pred = np.array([prediction + [0.9]])
+    assert (official_int_overlap(gt, pred[:, :4])[0] == 1) == hit
+    assert match_predictions(pred, np.array([0, 1]), gt, np.array([0, 1]), "first-int").tolist() == [0 if hit else -1]
+
+
+def test_int32_matching_equals_a_brute_force_loop_on_tiny_boxes():
+    """Tiny integer faces and fractional predictions, where rounding decides most hits: the prefilter and the
+    sweep window must never lose a pair the official int32 overlap accepts."""
+    from protocols.wider_face.matching import match_predictions
+
+    rng = np.random.default_rng(7)
+    for _ in range(40):
+        faces = np.concatenate([rng.integers(0, 12, (25, 2)), rng.integers(0, 5, (25, 2))], axis=1).astype(np.int32)
+        preds = np.concatenate([rng.uniform(-1, 13, (60, 2)), rng.uniform(0, 5, (60, 2)), rng.uniform(0, 1, (60, 1))],
+                               axis=1)
+        got = match_predictions(preds, np.array([0, 60]), faces, np.array([0, 25]), "first-int")
+        pairs_face, pairs_pred = np.repeat(np.arange(25), 60), np.tile(np.arange(60), 25)
+        overlap = official_int_overlap(faces[pairs_face], preds[pairs_pred, :4]).reshape(25, 60)  # 0/1 (int32)
+        expected = np.where(overlap.max(axis=0) >= 1, overlap.argmax(axis=0), -1)
+        assert got.tolist() == expected.tolist()
+
+
+def test_official_normalisation_starts_from_float_bounds_and_the_port_from_zero_one():
+    # Scores all above 1: the official min starts at FLT_MAX (so it is the data's 2), the port's at 1.
+    assert normalise_scores(np.array([2.0, 3.0, 4.0]), "official").tolist() == pytest.approx([0, 0.5, 1])
+    assert normalise_scores(np.array([2.0, 3.0, 4.0]), "python-port").tolist() == pytest.approx([1 / 3, 2 / 3, 1])
+    assert entry_threshold(normalise_scores(np.array([2.0, 3.0, 4.0]), "official")).tolist() == [999, 499, 0]
+
+
+def test_height_bins_are_half_open():
+    from types import SimpleNamespace
+
+    from protocols.wider_face.evaluate import breakdown_masks
+
+    gt = SimpleNamespace(keep={"hard": np.array([True, True, True])}, attributes={},
+                         boxes=np.array([[0, 0, 5, 9], [0, 0, 5, 10], [0, 0, 5, 15]]))
+    masks = breakdown_masks(gt)
+    assert masks["height=0-10"].tolist() == [True, False, False]
+    assert masks["height=10-20"].tolist() == [False, True, True]
+
+
+def test_equal_scores_keep_their_file_order(tmp_path):
+    gt = load_ground_truth(write_mini_gt(tmp_path / "gt"))
+    pred = write_predictions(tmp_path / "pred", "0--Mini", {"C": [(1, 1, 5, 5, 0.5), (10, 10, 10, 10, 0.9),
+                                                                   (2, 2, 5, 5, 0.5)]})
+    read = read_predictions(pred, gt, quiet=True)
+    assert read.image_boxes(gt.image_index[("0--Mini", "C")])[:, 0].tolist() == [10, 1, 2]
