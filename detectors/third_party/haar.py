@@ -46,9 +46,10 @@ class HaarCascadeDetector(ThirdPartyDetector):
         path = cascade_file(self.options["cascade"], Path(data.haarcascades))
         try:
             self.cascade = cv2.CascadeClassifier(str(path))
+            loaded = not self.cascade.empty()
         except (cv2.error, SystemError):  # OpenCV throws from the constructor on XML it cannot parse
-            raise InputError(path, None, "cannot load the Haar cascade (not an OpenCV cascade XML file)") from None
-        if self.cascade.empty():
+            loaded = False
+        if not loaded:
             raise InputError(path, None, "cannot load the Haar cascade (not an OpenCV cascade XML file)")
         if self.threads:
             cv2.setNumThreads(self.threads)
