@@ -191,6 +191,22 @@ class FaceEvalScoring:
         sizes = [v if isinstance(v, (int, float)) and not isinstance(v, bool) else 30 for v in sizes]
         return cls(Path(name).name if isinstance(name, str) and name else None, *sizes)
 
+    @classmethod
+    def of_results(cls, docs: Iterable[dict]) -> list[FaceEvalScoring]:
+        """The default scoring, then each other distinct scoring the face-eval result JSONs record."""
+        scorings = [cls()]
+        for doc in docs:
+            each = cls.of_result(doc)
+            if each not in scorings:
+                scorings.append(each)
+        return scorings
+
+    def size_label(self) -> str:
+        """A label suffix for a size rule other than the toolbox's 30x30 ("" for that one)."""
+        if (self.min_width, self.min_height) == (30, 30):
+            return ""
+        return f" (faces >= {self.min_width:g}x{self.min_height:g} px)"
+
     def annotation_file(self, root: Path, dataset: str) -> Path:
         """The annotation file under a data root: the recorded one when it is there, else the default."""
         from protocols.face_eval import default_annotation_file
@@ -203,9 +219,9 @@ class FaceEvalScoring:
 
 def face_eval_references(dataset: str, folder: str | os.PathLike | None, annotations: str | os.PathLike,
                          files: Iterable[str | os.PathLike] | None = None,
-                         scoring: FaceEvalScoring | None = None) -> list[PublishedReference]:
+                         scoring: FaceEvalScoring | None = None, suffix: str = "") -> list[PublishedReference]:
     """AP of each baseline detection file of AFW or PASCAL (those under `folder`, or exactly `files`), scored
-    here with the face-eval protocol (and the size rule of `scoring`)."""
+    here with the face-eval protocol (and the size rule of `scoring`); `suffix` is appended to each label."""
     from facebench.commands.eval_face_eval import baseline_label
     from protocols.face_eval import baseline_overlap, evaluate, is_point_baseline, load_ground_truth, read_detections
 
@@ -221,7 +237,7 @@ def face_eval_references(dataset: str, folder: str | os.PathLike | None, annotat
         else:
             recall, precision = result.recall, result.precision
         refs.append(PublishedReference(
-            method=baseline_label(path), benchmark=dataset, family="face-eval",
+            method=baseline_label(path) + suffix, benchmark=dataset, family="face-eval",
             metrics={"ap": None if point else result.ap}, curves={"pr": {"recall": recall, "precision": precision}},
             source=str(path), point=point,
             note="face-eval toolbox baseline detections, scored by facebench" +
@@ -234,9 +250,10 @@ def face_eval_references(dataset: str, folder: str | os.PathLike | None, annotat
 # ------------------------------------------------------------------------------------------------ all of it
 
 def load_references(data_root: str | os.PathLike, benchmarks: Iterable[str] | None = None,
-                    scoring: FaceEvalScoring | None = None) -> list[PublishedReference]:
+                    scoring: FaceEvalScoring | Iterable[FaceEvalScoring] | None = None) -> list[PublishedReference]:
     """Every published reference found under a data root (the layout of ../shared/data); absent parts skipped.
-    AFW/PASCAL baselines are scored on the default annotations, or as `scoring` says."""
+    AFW/PASCAL baselines are scored on the default annotations, or as `scoring` says (one scoring, or several:
+    the baselines once per distinct annotation file and size rule found under the root)."""
     root = Path(data_root)
     if not root.is_dir():
         raise InputError(root, None, "published-data folder not found")
@@ -247,10 +264,20 @@ def load_references(data_root: str | os.PathLike, benchmarks: Iterable[str] | No
     if "fddb" in wanted:
         refs += fddb_references(root / d for d in FDDB_ROC_DIRS)
     if _module_available("protocols.face_eval"):
+        scorings = [scoring or FaceEvalScoring()] if scoring is None or isinstance(scoring, FaceEvalScoring) \
+            else list(scoring)
         for dataset, sub in FACE_EVAL_DIRS.items():
-            annotations = (scoring or FaceEvalScoring()).annotation_file(root, dataset)
-            if dataset in wanted and (root / sub).is_dir() and annotations.is_file():
-                refs += face_eval_references(dataset, root / sub, annotations, scoring=scoring)
+            if dataset not in wanted or not (root / sub).is_dir():
+                continue
+            done = set()
+            for each in scorings:
+                annotations = each.annotation_file(root, dataset)
+                key = (annotations, each.min_width, each.min_height)
+                if key in done or not annotations.is_file():
+                    continue
+                done.add(key)
+                refs += face_eval_references(dataset, root / sub, annotations, scoring=each,
+                                             suffix=each.size_label())
     return refs
 
 

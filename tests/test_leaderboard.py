@@ -545,6 +545,62 @@ def test_plot_scores_face_eval_baselines_like_the_results(tmp_path: Path, shared
     assert err.count("\n") == 1
 
 
+def test_face_eval_scorings_of_results() -> None:
+    """The default scoring first, then each distinct other one the results record; a size-rule label only for a
+    rule other than the toolbox's 30x30."""
+    from facebench.published import FaceEvalScoring
+
+    docs = [{"settings": {"annotations": "/x/anno2.mat", "min_width": 30, "min_height": 30}},
+            {"settings": {"annotations": "new_annotations_AFW.mat", "min_width": 0, "min_height": 0}},
+            {"settings": {"annotations": "/y/anno2.mat"}}, {}]
+    scorings = FaceEvalScoring.of_results(docs)
+    assert scorings == [FaceEvalScoring(), FaceEvalScoring("anno2.mat"),
+                        FaceEvalScoring("new_annotations_AFW.mat", 0, 0)]
+    assert [s.size_label() for s in scorings] == ["", "", " (faces >= 0x0 px)"]
+
+
+def test_main_table_is_the_first_scored_ground_truth_on_a_tie() -> None:
+    from facebench.leaderboard.rows import Row, main_ground_truth
+
+    rows = [Row(benchmark="afw", family="face-eval", name=n, kind="published", values={"ap": 0.9},
+                ground_truth_sha256=gt) for n, gt in (("a", GT_B), ("b", GT_A), ("c", GT_B), ("d", GT_A))]
+    assert main_ground_truth(rows) == GT_B
+    assert main_ground_truth(rows[1:]) == GT_A
+
+
+def test_leaderboard_scores_face_eval_baselines_like_each_table(tmp_path: Path, shared_data: Path,
+                                                                capsys) -> None:
+    """Results on the original AFW annotations get a table with the baselines scored on them (that table used to
+    have none), and a result with another size rule gets baselines scored with its rule, labelled so."""
+    from facebench.cli import main
+    from tests.conftest import require
+
+    dpm = require(shared_data / "afw" / "results" / "DPM_Mathias2014" / "DPM.txt")
+    results = tmp_path / "results"
+    main(["eval", "afw", str(dpm), "--data-root", str(shared_data), "--old-annotations",
+          "--out", str(results / "old.json")])
+    main(["eval", "afw", str(dpm), "--data-root", str(shared_data), "--min-width", "0", "--min-height", "0",
+          "--out", str(results / "zero.json")])
+    old, zero = (json.loads((results / f"{n}.json").read_text())["metrics"]["ap"] for n in ("old", "zero"))
+    capsys.readouterr()
+    main(["leaderboard", "--results", str(results), "--published", str(shared_data), "--benchmark", "afw",
+          "--no-ci", "--format", "csv", "--out", str(tmp_path / "board.csv")])
+    err = capsys.readouterr().err
+    assert "afw: 1 result (with 11 published rows) on ground truth 1f931610" in err
+    rows = list(csv.DictReader((tmp_path / "board.csv").open()))
+    by_table: dict[str, dict[str, list[dict]]] = {}
+    for row in rows:
+        by_table.setdefault(row["ground_truth_sha256"][:8], {}).setdefault(row["method"], []).append(row)
+    assert set(by_table) == {"951dea37", "1f931610"}
+    original, default = by_table["1f931610"], by_table["951dea37"]
+    assert [r["type"] for r in original["DPM"]] == ["evaluated", "published"]
+    assert {round(float(r["ap"]), 12) for r in original["DPM"]} == {round(old, 12)}
+    assert "DPM (faces >= 0x0 px)" not in original and len(original) == 11  # 11 baselines, DPM twice
+    assert float(default["DPM (faces >= 0x0 px)"][0]["ap"]) == pytest.approx(zero, abs=1e-12)
+    evaluated = [r for r in default["DPM"] if r["type"] == "evaluated"]
+    assert [r["convention"] for r in evaluated] == ["mathias2014 faces>=0x0"]
+
+
 def test_real_leaderboard_from_committed_baselines(tmp_path: Path, shared_data: Path) -> None:
     board = build_leaderboard(scan(REPO / "results" / "baselines"), real_references(shared_data),
                               benchmarks=["widerface-val"])

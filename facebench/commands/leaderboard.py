@@ -23,6 +23,23 @@ def check_benchmarks(wanted: tuple[str, ...], results: list, references: list) -
                                      f"(the results have: {', '.join(sorted(present)) or 'none'})")
 
 
+def published_references(root: Path, benchmarks: tuple[str, ...], results: list) -> list:
+    """The published rows under `root`; AFW/PASCAL baselines scored on the default annotations and size rule, and
+    again on each other one the results of that dataset record, so every results table gets its baseline rows."""
+    from facebench.published import FACE_EVAL_DIRS, FaceEvalScoring, load_references
+
+    wanted = list(benchmarks) or [*BENCHMARKS]
+    references = load_references(root, [b for b in wanted if b not in FACE_EVAL_DIRS])
+    for dataset in (b for b in wanted if b in FACE_EVAL_DIRS):
+        scorings = FaceEvalScoring.of_results(r.doc for r in results if r.benchmark == dataset)
+        for scoring in scorings:
+            if scoring.annotations and not (root / dataset / "annotations" / scoring.annotations).is_file():
+                warn(f"{dataset}: results scored on {scoring.annotations}, which is not under "
+                     f"{root / dataset / 'annotations'}; their table gets no baseline rows")
+        references += load_references(root, [dataset], scorings)
+    return references
+
+
 @click.command("leaderboard")
 @click.option("--results", "results_dir", type=click.Path(path_type=Path), default=Path("results"),
               show_default=True, help="Folder of result JSONs (searched recursively).")
@@ -63,9 +80,7 @@ def leaderboard_command(results_dir: Path, fmt: str, out: Path | None, published
                    f"comparisons, analyses ...; e.g. {ignored[0]})", err=True)
     references = []
     if published_root is not None:
-        from facebench.published import load_references
-
-        references = load_references(published_root, benchmarks or None)
+        references = published_references(published_root, benchmarks, results)
         if not references:
             warn(f"no published curves or baselines found under {published_root}")
     if not results and not references:

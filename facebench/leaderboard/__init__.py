@@ -79,9 +79,13 @@ def build_leaderboard(results: Iterable[StoredResult], references: Iterable[Any]
                                     ground_truth_sha256=gt, main=is_main, split=len(tables) > 1, images=images,
                                     main_ground_truth_sha256=None if is_main else main_gt))
             if not is_main:
-                warnings.append(f"{benchmark}: {len(members)} result{'s' * (len(members) != 1)} on ground truth "
-                                f"{gt_label(gt, images)}, not the main table's {gt_label(main_gt, main_images)}; "
-                                "listed in a separate table, not ranked with it")
+                n_results = sum(r.kind != "published" for r in members)
+                n_published = len(members) - n_results
+                with_published = f" (with {n_published} published row{'s' * (n_published != 1)})" \
+                    if n_published else ""
+                warnings.append(f"{benchmark}: {n_results} result{'s' * (n_results != 1)}{with_published} on "
+                                f"ground truth {gt_label(gt, images)}, not the main table's "
+                                f"{gt_label(main_gt, main_images)}; listed in a separate table, not ranked with it")
     if stats is not None:
         warnings += stats.warnings
         if ci and results and not any(r.has_records for s in sections for r in s.rows):

@@ -118,7 +118,11 @@ def short_convention(family: str, settings: dict, full: str) -> str:
     keys = CONVENTION_DISPLAY.get(family)
     if not keys:
         return full
-    return " ".join(str(settings[k]) for k in keys if k in settings)
+    text = " ".join(str(settings[k]) for k in keys if k in settings)
+    sizes = (settings.get("min_width", 30), settings.get("min_height", 30))
+    if family == "face-eval" and sizes != (30, 30):  # another size rule changes AP as much as another convention
+        text += f" faces>={sizes[0]:g}x{sizes[1]:g}"
+    return text
 
 
 def source_tags(sources: Sequence[str | None]) -> list[str]:
@@ -230,12 +234,13 @@ def common_images(rows: Iterable[Row]) -> int | None:
 
 
 def main_ground_truth(rows: Sequence[Row]) -> str | None:
-    """The ground truth of a benchmark's main table: the one most published rows that record one are scored on;
-    else, among the results', the one covering the most images, then the newest ground_truth_version, then the
-    one most entries use (then sha256 order); None when no row records a ground truth."""
+    """The ground truth of a benchmark's main table: the one most published rows that record one are scored on
+    (the first of them on a tie); else, among the results', the one covering the most images, then the newest
+    ground_truth_version, then the one most entries use (then sha256 order); None when no row records one."""
     published = [r.ground_truth_sha256 for r in rows if r.kind == "published" and r.ground_truth_sha256]
     if published:
-        return max(sorted(set(published)), key=published.count)
+        # on a tie, the first scored: the references list the default annotations' baselines first
+        return max(dict.fromkeys(published), key=published.count)
     by_gt: dict[str, list[Row]] = {}
     for row in rows:
         if row.ground_truth_sha256:
