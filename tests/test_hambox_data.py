@@ -122,8 +122,10 @@ def _check_consistency(sample, all_boxes, size):
     kept = sample.boxes
     assert len(kept) >= 1
     assert (kept >= 0).all() and (kept <= size).all()
-    assert (((kept[:, 2] - kept[:, 0]) * (kept[:, 3] - kept[:, 1])) >= 64).all()
     moved = D.transform_boxes(all_boxes, sample.geometry)
+    whole = moved[sample.source_indices]  # the small-face rule is on the whole resized face, not its visible part
+    assert (((whole[:, 2] - whole[:, 0]) * (whole[:, 3] - whole[:, 1])) >= 64 - 1e-3).all()
+    assert ((kept[:, 2] > kept[:, 0]) & (kept[:, 3] > kept[:, 1])).all()
     np.testing.assert_allclose(np.clip(moved[sample.source_indices], 0, size), kept, atol=1e-4)
     white = img.min(axis=2) > 250
     # every kept face's interior (1.5 px margin for pixel rounding) shows the white face
@@ -255,3 +257,16 @@ def test_missing_image_names_the_file(tmp_path):
     with pytest.raises(InputError, match="training image not found") as info:
         dataset[0]
     assert info.value.path.endswith("missing.jpg")
+
+
+def test_small_face_rule_measures_the_whole_resized_face():
+    """Spec 6.2 drops faces under 64 px² after resizing: a 10x10 face the crop border cuts to 6x10 stays (it used
+    to be measured after clipping and trained as background); a 7x9 face goes, as does a centre outside."""
+    from detectors.hambox.data import select_crop_boxes
+
+    boxes = np.array([[-4, 100, 6, 110],  # centre inside, 10x10 whole, 6x10 visible: kept
+                      [200, 200, 207, 209],  # 63 px²: dropped
+                      [300, 300, 308, 308],  # exactly 64 px²: kept
+                      [-6, 50, 4, 60],  # centre at x = -1: dropped
+                      [630, 10, 650, 30]], dtype=np.float32)  # centre x = 640: on the border, dropped
+    assert select_crop_boxes(boxes, 640, 64.0).tolist() == [0, 2]

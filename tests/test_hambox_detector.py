@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import io
 
 import numpy as np
 import pytest
@@ -126,8 +127,18 @@ def test_loading_errors(tiny_checkpoint, tmp_path):
     with pytest.raises(InputError, match="unexpected key 'extra.weight'"):
         HAMBoxDetector(checkpoint=str(broken))
     broken.write_bytes(b"not a checkpoint")
-    with pytest.raises(InputError, match="cannot read checkpoint"):
+    # torch's own message advised weights_only=False, for junk too
+    with pytest.raises(InputError, match=r"cannot read checkpoint \(not a PyTorch file") as info:
         HAMBoxDetector(checkpoint=str(broken))
+    assert "weights_only" not in str(info.value)
+    torch.save({"format": "x", "stream": io.BytesIO}, broken)  # a class: refused by the safe loader
+    with pytest.raises(InputError, match="holds Python objects besides tensors"):
+        HAMBoxDetector(checkpoint=str(broken))
+    from detectors.hambox.backbone import read_state_dict
+
+    broken.write_bytes(b"")
+    with pytest.raises(InputError, match=r"cannot read backbone weights \(not a PyTorch file"):
+        read_state_dict(broken)
     torch.save({"state_dict": {}}, broken)
     with pytest.raises(InputError, match="not a HAMBox checkpoint"):
         HAMBoxDetector(checkpoint=str(broken))

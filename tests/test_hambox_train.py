@@ -409,3 +409,15 @@ def test_train_data_root_is_the_wider_folder_or_the_common_data_root(tmp_path):
     assert resolve_wider_train(tmp_path / "data") == expected  # as `run` and `eval` take it
     with pytest.raises(InputError, match="no wider_face_split/ or wider_face_train annotation here"):
         resolve_wider_train(tmp_path)
+
+
+def test_a_process_count_that_does_not_divide_the_batch_is_an_input_error(tmp_path, tiny_data):
+    """total_batch 6 on 4 processes of 2 images: one line naming train.total_batch (it was an internal-error
+    ValueError with exit 1)."""
+    from detectors.hambox.train import DistContext
+
+    config = tiny_config(train_section={"images_per_gpu": 2, "total_batch": 6})
+    with pytest.raises(InputError, match=r"train.total_batch: total_batch 6 is not a multiple of images_per_gpu x "
+                                         r"processes = 8 \(4 processes\)"):
+        train(RunOptions(config=config, out_dir=tmp_path / "o", data_root=tiny_data, echo=lambda _m: None,
+                         device="cpu", from_scratch=True), DistContext(rank=0, world_size=4))

@@ -174,7 +174,9 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several unrelated types for unreadable files
-        raise InputError(path, None, f"cannot read backbone weights ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+        from detectors.hambox.torch_files import load_failure
+
+        raise InputError(path, None, f"cannot read backbone weights ({load_failure(path, exc)})") from None
     if isinstance(payload, Mapping):
         for key in ("state_dict", "model"):
             if key in payload and isinstance(payload[key], Mapping):

@@ -104,8 +104,9 @@ def load_checkpoint(path: str | os.PathLike, weights_only: bool = True) -> Check
     try:
         payload = torch.load(path, map_location="cpu", weights_only=weights_only)
     except Exception as exc:  # torch raises many unrelated types for unreadable files
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(path, None, f"cannot read checkpoint ({first})") from None
+        from detectors.hambox.torch_files import load_failure
+
+        raise InputError(path, None, f"cannot read checkpoint ({load_failure(path, exc)})") from None
     if not isinstance(payload, Mapping) or payload.get("format") != FORMAT:
         raise InputError(path, None, f"not a HAMBox checkpoint (expected format '{FORMAT}')")
     version = payload.get("version", 0)

@@ -523,7 +523,12 @@ def train(options: RunOptions, ctx: DistContext | None = None) -> TrainResult:
     if state is not None and max_iters < int(state["iteration"]):
         raise InputError(resume_path, None, f"--max-iters {max_iters} is below the checkpoint's iteration "
                                             f"{int(state['iteration'])}: nothing to train")
-    accumulation = accumulation_steps(config.train.total_batch, config.train.images_per_gpu, ctx.world_size)
+    try:
+        accumulation = accumulation_steps(config.train.total_batch, config.train.images_per_gpu, ctx.world_size)
+    except ValueError as exc:  # the config alone was fine: the process count makes it indivisible
+        raise InputError(config.source, None, f"train.total_batch: {exc} ({ctx.world_size} processes); launch "
+                                              "a number of processes that divides it, or change the config") \
+            from None
     comparable, reasons = comparability(config, weights_sha, ctx.world_size, accumulation, max_iters)
     label = "comparable with the paper recipe" if comparable else f"{NOT_COMPARABLE}: " + "; ".join(reasons)
 
