@@ -323,6 +323,8 @@ class FDDB(Benchmark):
         return refs
 
     def write_predictions(self, pred_dir: Path, detections: Mapping[str, np.ndarray]) -> Path:
+        from protocols.wider_face.predictions import format_score
+
         pred_dir.mkdir(parents=True, exist_ok=True)
         for fold in self.FOLDS:
             lines = []
@@ -330,7 +332,8 @@ class FDDB(Benchmark):
                 boxes = np.asarray(detections.get(entry, np.zeros((0, 5))), dtype=np.float64).reshape(-1, 5)
                 boxes = boxes[np.argsort(-boxes[:, 4], kind="stable")]
                 lines += [entry, str(len(boxes))]
-                lines += [f"{x1:.3f} {y1:.3f} {x2 - x1:.3f} {y2 - y1:.3f} {s:.6f}" for x1, y1, x2, y2, s in boxes]
+                lines += [f"{x1:.3f} {y1:.3f} {x2 - x1:.3f} {y2 - y1:.3f} {format_score(s)}"
+                          for x1, y1, x2, y2, s in boxes]
             (pred_dir / f"fold-{fold}-out.txt").write_text("\n".join(lines) + "\n")
         return pred_dir
 
@@ -446,12 +449,14 @@ class FaceEvalBenchmark(Benchmark):
         return direct if Path(base).suffix else self.images_dir / f"{key}.jpg"
 
     def write_predictions(self, pred_dir: Path, detections: Mapping[str, np.ndarray]) -> Path:
+        from protocols.wider_face.predictions import format_score
+
         pred_dir.mkdir(parents=True, exist_ok=True)
         lines = []
         for key in self.ground_truth.image_keys:
             boxes = np.asarray(detections.get(key, np.zeros((0, 5))), dtype=np.float64).reshape(-1, 5)
             boxes = boxes[np.argsort(-boxes[:, 4], kind="stable")]
-            lines += [f"{key} {s:.6f} {x1:.3f} {y1:.3f} {x2:.3f} {y2:.3f}" for x1, y1, x2, y2, s in boxes]
+            lines += [f"{key} {format_score(s)} {x1:.3f} {y1:.3f} {x2:.3f} {y2:.3f}" for x1, y1, x2, y2, s in boxes]
         path = pred_dir / f"{self.name}_dets.txt"
         path.write_text("\n".join(lines) + ("\n" if lines else ""))
         return path

@@ -79,8 +79,13 @@ class ImageRecord:
         reason = data.get("reason", "")
         if not isinstance(reason, str):
             raise ValueError("'reason' is not a string")
-        return ImageRecord(data["id"], _cached_boxes(data.get("boxes", [])), status, reason,
-                           _cached_timing(data.get("ms", {})))
+        if "boxes" not in data:  # every record is written with its boxes: a line without them is damaged
+            raise ValueError("no 'boxes'")
+        try:
+            return ImageRecord(data["id"], _cached_boxes(data["boxes"]), status, reason,
+                               _cached_timing(data.get("ms", {})))
+        except (OverflowError, TypeError):  # integers too large for a float
+            raise ValueError("a number beyond float range") from None
 
 
 def _cached_boxes(value: Any) -> np.ndarray:

@@ -318,6 +318,16 @@ def test_damaged_cache_lines_are_warned_once_by_line_and_their_images_redone(ref
         ImageRecord.from_line("[1, 2, 3]")
 
 
+@pytest.mark.parametrize("line, reason", [
+    ('{"id": "a"}', "no 'boxes'"),  # was read as "no detections": easy AP 100 -> 95.45, silently
+    ('{"id": "a", "boxes": [[1, 2, 3, 4, 1' + "0" * 400 + ']]}', "beyond float range"),  # was an OverflowError
+    ('{"id": "a", "boxes": [], "ms": {"load": 1' + "0" * 400 + '}}', "beyond float range"),  # was a TypeError
+])
+def test_cache_lines_without_boxes_or_with_huge_numbers_are_damaged(line, reason):
+    with pytest.raises(ValueError, match=reason):
+        ImageRecord.from_line(line)
+
+
 def test_merging_shards_of_different_options_names_the_options(tmp_path):
     _run(tmp_path / "a", num_shards=2, shard_id=0)
     _run(tmp_path / "b", num_shards=2, shard_id=1, options={"score_threshold": 0.5})

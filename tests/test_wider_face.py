@@ -583,3 +583,17 @@ def test_equal_scores_keep_their_file_order(tmp_path):
                                                                    (2, 2, 5, 5, 0.5)]})
     read = read_predictions(pred, gt, quiet=True)
     assert read.image_boxes(gt.image_index[("0--Mini", "C")])[:, 0].tolist() == [10, 1, 2]
+
+
+def test_prediction_files_keep_every_score_distinct():
+    """Scores are written as the shortest text that reads back to their float32: six fixed decimals tied the
+    distinct scores of weak detectors (739 became 7) and zeroed every score under 1e-6, which changes AP."""
+    from protocols.wider_face.predictions import format_prediction_file, format_score
+
+    scores = np.array([0.12345671, 0.12345674, 3e-7, 1e-9, 1.0, 0.5], dtype=np.float32)
+    boxes = np.column_stack([np.zeros((6, 4)), scores.astype(np.float64)])
+    boxes[:, 2:4] = 10
+    text = format_prediction_file("img", boxes)
+    written = np.array([float(line.split()[4]) for line in text.splitlines()[2:]], dtype=np.float32)
+    assert sorted(written.tolist()) == sorted(scores.tolist()) and len(set(written.tolist())) == 6
+    assert format_score(0.5) == "0.5" and format_score(np.float32(1e-9)) == "1e-09"

@@ -320,13 +320,19 @@ def _parse_boxes(parsed: list[_FileBoxes], dropped: list[str], whole_line: bool 
     return boxes, image_of_box
 
 
+def format_score(score: float) -> str:
+    """A score as the shortest text that reads back to its float32 (a fixed 6 decimals merged the distinct
+    scores of weak detectors, and all of any detector scoring under 1e-6, into ties that change AP)."""
+    return str(np.float32(score))
+
+
 def format_prediction_file(image_name: str, detections: np.ndarray) -> str:
     """One official-format file from (x1, y1, x2, y2, score) rows, sorted by descending score."""
     detections = np.asarray(detections, dtype=np.float64).reshape(-1, 5)
     order = np.argsort(-detections[:, 4], kind="stable")
     lines = [image_name, str(len(detections))]
     for x1, y1, x2, y2, score in detections[order]:
-        lines.append(f"{x1:.3f} {y1:.3f} {x2 - x1:.3f} {y2 - y1:.3f} {score:.6f}")
+        lines.append(f"{x1:.3f} {y1:.3f} {x2 - x1:.3f} {y2 - y1:.3f} {format_score(score)}")
     return "\n".join(lines) + "\n"
 
 
