@@ -211,7 +211,12 @@ def read_manifest(out: Path) -> dict[str, Any]:
     path = out / MANIFEST
     if not path.is_file():
         raise InputError(path, None, "no run manifest here (not the --out folder of a `facebench run`)")
-    return parse_json(path.read_text(), path, "damaged run manifest", "damaged run manifest")
+    manifest = parse_json(path.read_text(), path, "damaged run manifest", "damaged run manifest")
+    for key in ("benchmark", "detector"):
+        entry = manifest.get(key) if isinstance(manifest, dict) else None
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+            raise InputError(path, None, f"damaged run manifest (no '{key}' object with a name)")
+    return manifest
 
 
 # ------------------------------------------------------------------------------------------------ system
@@ -438,6 +443,11 @@ def _check_mergeable(src: Path, other: Mapping[str, Any], first_src: Path, first
         if other[key]["name"] != first[key]["name"]:
             raise InputError(src / MANIFEST, None, f"this run's {key} ({other[key]['name']}) differs from "
                                                    f"{first_src}'s ({first[key]['name']}); cannot merge")
+    for key in _DATA_KEYS:  # the cache is keyed by image id: shards of other data would mix other pixels' boxes
+        mine, theirs = other["benchmark"].get(key), first["benchmark"].get(key)
+        if mine is not None and theirs is not None and mine != theirs:
+            raise InputError(src / MANIFEST, None, f"this run's {key} ({mine}) differs from {first_src}'s "
+                                                   f"({theirs}); cannot merge shards of other data")
     mine, theirs = other["detector"], first["detector"]
     if mine.get("config_hash") != theirs.get("config_hash"):
         raise InputError(src / MANIFEST, None, f"this run's {mine['name']} options / config hash "
@@ -629,24 +639,38 @@ def run(request: RunRequest) -> RunResult | ShardOutcome:
 _DATA_KEYS = ("data_root", "ground_truth_dir", "images_dir", "annotations")
 
 
+DATA_RECORD = "data.json"  # beside a benchmark's cache: the data its records were computed on
+
+
 def _check_same_data(out: Path, benchmark: Mapping[str, Any]) -> None:
     """Refuse to resume a run folder made on other data: its cache is keyed by image id and would serve
-    detections of other pixels for the same ids."""
-    try:
-        manifest = read_manifest(out)
-    except (InputError, OSError):  # no earlier run here, or a damaged manifest the run rewrites
-        return
-    previous = manifest.get("benchmark") if isinstance(manifest, dict) else None
-    if not isinstance(previous, dict) or previous.get("name") != benchmark.get("name"):
-        return
-    if not (out / "cache" / str(benchmark["name"])).is_dir():
-        return
-    for key in _DATA_KEYS:
-        if key in previous and key in benchmark and previous[key] != benchmark[key]:
-            raise InputError(out / MANIFEST, None, f"this run folder holds a {benchmark['name']} run on other data "
-                             f"({key} was {previous[key]}, now {benchmark[key]}); its cached detections would "
-                             f"be reused for these images: use another --out, or delete {out / 'cache'} to start "
-                             "again")
+    detections of other pixels for the same ids. The data is recorded beside each benchmark's cache (older
+    folders: in the manifest), so a run of another benchmark in between, or a damaged manifest, keeps the guard."""
+    cache = out / "cache" / str(benchmark["name"])
+    record = cache / DATA_RECORD
+    previous: Any = None
+    if record.is_file():
+        try:
+            previous = json.loads(record.read_text())
+        except (OSError, ValueError, RecursionError):
+            previous = None
+    if not isinstance(previous, dict):
+        try:
+            manifest = read_manifest(out)
+        except (InputError, OSError):  # no earlier run here, or a damaged manifest the run rewrites
+            manifest = {}
+        previous = manifest.get("benchmark")
+        if not isinstance(previous, dict) or previous.get("name") != benchmark.get("name"):
+            previous = None
+    if previous is not None and cache.is_dir():
+        for key in _DATA_KEYS:
+            if key in previous and key in benchmark and previous[key] != benchmark[key]:
+                raise InputError(record if record.is_file() else out / MANIFEST, None,
+                                 f"this run folder holds a {benchmark['name']} run on other data ({key} was "
+                                 f"{previous[key]}, now {benchmark[key]}); its cached detections would be reused "
+                                 f"for these images: use another --out, or delete {out / 'cache'} to start again")
+    if not record.is_file():
+        write_json_atomic(record, {key: benchmark[key] for key in _DATA_KEYS if key in benchmark})
 
 
 def _write_meta(cache: PredictionCache, outcome: ShardOutcome, device: str, threads: int | None,

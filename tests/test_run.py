@@ -496,3 +496,49 @@ def test_a_detector_with_only_the_readme_contract_runs(tmp_path, monkeypatch):
     monkeypatch.setattr(run_module, "build_detector", lambda name, options, device: Broken())
     with pytest.raises(InputError, match="lacks a detect method or a config_hash"):
         _run(tmp_path / "out2", detector="broken")
+
+
+def test_the_data_guard_holds_across_other_benchmarks_and_a_damaged_manifest(tmp_path):
+    """afw on data A, then pascal into the same folder, then afw on data B: refused (the manifest named only
+    pascal's data and the B run was served A's detections); likewise after run.json is damaged."""
+    from facebench.run import MANIFEST, _check_same_data, write_json_atomic
+
+    out = tmp_path / "run"
+    afw_a = {"name": "afw", "data_root": "/data/A/afw", "images_dir": "/data/A/afw/images"}
+    afw_b = {**afw_a, "data_root": "/data/B/afw", "images_dir": "/data/B/afw/images"}
+    pascal = {"name": "pascal", "data_root": "/data/A/pascal"}
+    _check_same_data(out, afw_a)
+    (out / "cache" / "afw" / "hash").mkdir(parents=True)
+    write_json_atomic(out / MANIFEST, {"benchmark": afw_a, "detector": {"name": "yunet"}})
+    _check_same_data(out, afw_a)  # the same data resumes
+    _check_same_data(out, pascal)
+    write_json_atomic(out / MANIFEST, {"benchmark": pascal, "detector": {"name": "yunet"}})
+    with pytest.raises(InputError, match=r"afw run on other data \(data_root was /data/A/afw, now /data/B/afw\)"):
+        _check_same_data(out, afw_b)
+    (out / MANIFEST).write_text("{")
+    with pytest.raises(InputError, match="other data"):
+        _check_same_data(out, afw_b)
+
+
+@pytest.mark.parametrize("text, needle", [
+    ("[]", "no 'benchmark' object"), ("{}", "no 'benchmark' object"),
+    ('{"benchmark": {"name": "afw"}, "detector": "x"}', "no 'detector' object"),
+])
+def test_a_manifest_of_the_wrong_shape_is_named(tmp_path, text, needle):
+    """It was a TypeError or KeyError naming no file."""
+    from facebench.run import MANIFEST, read_manifest
+
+    (tmp_path / MANIFEST).write_text(text)
+    with pytest.raises(InputError, match=f"damaged run manifest \\({needle}") as info:
+        read_manifest(tmp_path)
+    assert info.value.path == str(tmp_path / MANIFEST) or str(info.value).startswith(str(tmp_path / MANIFEST))
+
+
+def test_shards_of_other_data_are_not_merged(tmp_path):
+    from facebench.run import _check_mergeable
+
+    first = {"benchmark": {"name": "afw", "data_root": "/A"}, "detector": {"name": "yunet", "config_hash": "h"}}
+    other = {"benchmark": {"name": "afw", "data_root": "/B"}, "detector": {"name": "yunet", "config_hash": "h"}}
+    _check_mergeable(tmp_path / "s1", first, tmp_path / "s0", first)
+    with pytest.raises(InputError, match=r"data_root \(/B\) differs from .*\(/A\); cannot merge shards of other"):
+        _check_mergeable(tmp_path / "s1", other, tmp_path / "s0", first)
