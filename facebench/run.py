@@ -511,8 +511,14 @@ def finalize(out: Path, sources: Sequence[Path] | None = None, *, data_root: str
                 warn(f"{meta_path}: unreadable shard metadata (timing of that shard left out)")
     missing = [ref.id for ref in refs if ref.id not in records]
     if missing:
+        others = sorted({part.parent.name for src in sources for part in (src / "cache" / bench.name).glob(
+            "*/part-*.jsonl") if part.parent.name != det["config_hash"]})
+        hint = (f"; the cache also holds records of {len(others)} other detector configuration"
+                f"{'s' * (len(others) != 1)} ({', '.join(others[:3])}): shards run with other options, another "
+                f"detector or a changed checkpoint into one folder do not merge, and run.json names the last "
+                f"({_options_text(det)}, {det['config_hash']})") if others else ""
         raise InputError(sources[0], None, f"{len(missing)} of {len(refs)} images have no cached detections yet "
-                                           f"(first: {missing[0]}); finish every shard, then merge again")
+                                           f"(first: {missing[0]}); finish every shard, then merge again{hint}")
     ordered = [records[ref.id] for ref in refs]
     unreadable = [r.id for r in ordered if r.status != "ok"]
     predictions = _replace_predictions(out, bench, {r.id: r.boxes for r in ordered})

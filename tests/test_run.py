@@ -181,7 +181,21 @@ def test_merge_from_separate_folders(reference, tmp_path):
 def test_merge_before_all_shards_are_done_names_the_gap(tmp_path):
     out = tmp_path / "half"
     _run(out, num_shards=3, shard_id=1)
-    with pytest.raises(InputError, match=r"4 of 6 images have no cached detections yet"):
+    with pytest.raises(InputError, match=r"4 of 6 images have no cached detections yet") as info:
+        finalize(out, plot=False)
+    assert "other detector configuration" not in info.value.message
+
+
+def test_merge_of_shards_with_other_options_in_one_folder_says_so(tmp_path):
+    """Shards 0 and 1 with the defaults, shard 2 with another threshold, one --out: the merge used to say only
+    that images had no cached detections, though every shard had finished."""
+    out = tmp_path / "mixed"
+    for shard in (0, 1):
+        _run(out, num_shards=3, shard_id=shard)
+    _run(out, num_shards=3, shard_id=2, options={"score_threshold": 0.5})
+    with pytest.raises(InputError, match=r"4 of 6 images have no cached detections yet .* holds records of 1 "
+                                         r"other detector configuration .* run.json names the last "
+                                         r"\(-o score_threshold=0.5"):
         finalize(out, plot=False)
 
 
