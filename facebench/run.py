@@ -9,6 +9,7 @@ slices of the image list and write their own cache part; scoring reads every par
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -483,15 +484,39 @@ def finalize(out: Path, sources: Sequence[Path] | None = None, *, data_root: str
 
     `bench` replaces the registered benchmark the manifest names (Python API: a custom Benchmark object).
     """
-    from facebench.datasets import get_benchmark
-    from facebench.results import write_document
-
     sources = [Path(src) for src in (sources or [out])]
     manifests = [read_manifest(src) for src in sources]
     first = manifests[0]
     for src, other in zip(sources[1:], manifests[1:]):
         _check_mergeable(src, other, sources[0], first)
     out = Path(out).absolute()  # recorded paths must not depend on the folder the run was started from
+    with _exclusive(out):
+        return _finalize(out, sources, first, data_root=data_root, label=label, bench=bench, plot=plot)
+
+
+@contextlib.contextmanager
+def _exclusive(out: Path) -> Iterator[None]:
+    """Hold `out`'s finalize lock: two merges into one folder at once deleted each other's staged predictions
+    and scored the half-written files (the second waits, then redoes the merge). No lock where fcntl is absent."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        yield
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / ".finalize.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _finalize(out: Path, sources: list[Path], first: Mapping[str, Any], *, data_root: str | None,
+              label: str | None, bench: Any, plot: bool) -> RunResult:
+    from facebench.datasets import get_benchmark
+    from facebench.results import write_document
+
     det = first["detector"]
     if bench is None:
         bench = get_benchmark(first["benchmark"]["name"], data_root or first["benchmark"].get("data_root"))
