@@ -465,6 +465,8 @@ def _replace_predictions(out: Path, bench: Any, detections: Mapping[str, Any]) -
     """Write the prediction files beside, then swap them in; the old result, records and figure go first, so a
     kill at any point never leaves a result describing other predictions."""
     pred_root = out / PREDICTIONS
+    if pred_root.exists() and not pred_root.is_dir():  # before anything is removed or staged
+        raise InputError(pred_root, None, "a file where the run's predictions/ folder belongs; move it away")
     staging = out / f".{PREDICTIONS}.{os.getpid()}.tmp"
     for left in out.glob(f".{PREDICTIONS}.*.tmp"):  # an earlier finalize killed while writing
         shutil.rmtree(left, ignore_errors=True)
@@ -484,7 +486,8 @@ def finalize(out: Path, sources: Sequence[Path] | None = None, *, data_root: str
 
     `bench` replaces the registered benchmark the manifest names (Python API: a custom Benchmark object).
     """
-    sources = [Path(src) for src in (sources or [out])]
+    # a folder named twice would count its shards' timing twice
+    sources = list(dict.fromkeys(Path(src).absolute() for src in (sources or [out])))
     manifests = [read_manifest(src) for src in sources]
     first = manifests[0]
     for src, other in zip(sources[1:], manifests[1:]):
@@ -635,6 +638,8 @@ def run(request: RunRequest) -> RunResult | ShardOutcome:
             raise InputError(None, None, f"--num-shards must be >= 1, got {request.num_shards}")
         if (request.num_shards is None) != (request.shard_id is None) and request.num_shards not in (None, 1):
             raise InputError(None, None, "--num-shards and --shard-id go together")
+        if request.num_shards is None and request.shard_id not in (None, 0):
+            raise InputError(None, None, f"--shard-id {request.shard_id} needs --num-shards N (the shard count)")
         num_shards, shard_id = request.num_shards or 1, request.shard_id or 0
     bench = request.bench or get_benchmark(request.benchmark, request.data_root)
     out = request.out or default_out(request.detector, bench.name)

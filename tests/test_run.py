@@ -422,6 +422,8 @@ def test_unknown_benchmark_and_bad_arguments():
         _run(Path("unused"), num_shards=2, shard_id=5)
     with pytest.raises(InputError, match="--num-shards must be >= 1, got 0"):
         _run(Path("unused"), num_shards=0, shard_id=0)
+    with pytest.raises(InputError, match="--shard-id 1 needs --num-shards N"):  # was "must be in 0..0"
+        _run(Path("unused"), shard_id=1)
     with pytest.raises(InputError, match="unknown detector 'yunt'"):
         _run(Path("unused"), detector="yunt")
 
@@ -582,3 +584,21 @@ def test_concurrent_merges_into_one_folder_take_turns(reference, tmp_path):
     assert not errors and results == [expected] * 3
     assert _same_tree(out / "predictions", reference / "predictions")
     assert not list(out.glob(".predictions.*.tmp"))
+
+
+def test_a_file_where_predictions_belong_is_refused_before_anything_is_removed(reference, tmp_path):
+    out = tmp_path / "odd"
+    shutil.copytree(reference, out)
+    shutil.rmtree(out / "predictions")
+    (out / "predictions").write_text("mine")
+    with pytest.raises(InputError, match="a file where the run's predictions/ folder belongs"):
+        finalize(out, plot=False)
+    assert (out / "result.json").is_file() and not list(out.glob(".predictions.*.tmp"))
+
+
+def test_a_folder_named_twice_in_merge_counts_once(reference, tmp_path):
+    """Its shards' timing used to be counted twice (processes: 2, twice the wall time)."""
+    once = finalize(tmp_path / "a", [reference], plot=False).document["timing"]
+    twice = finalize(tmp_path / "b", [reference, reference], plot=False).document["timing"]
+    assert twice["peak_memory_mib"]["processes"] == once["peak_memory_mib"]["processes"] == 1
+    assert twice["inference_wall_s"] == once["inference_wall_s"]
