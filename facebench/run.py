@@ -653,6 +653,7 @@ def run(request: RunRequest) -> RunResult | ShardOutcome:
         info = detector_info(request.detector, detector)
         write_json_atomic(out / MANIFEST, {"detector": info, "benchmark": bench.describe(), "num_shards": num_shards,
                                            "batch_size": request.batch_size, "facebench_run": 1})
+        _record_data(out, bench.describe())
         cache = PredictionCache(cache_dir(out, bench.name, info["config_hash"]), f"{shard_id:04d}-of-{num_shards:04d}")
         desc = request.detector if num_shards == 1 else f"{request.detector} [{shard_id + 1}/{num_shards}]"
         show = request.progress and (dist is None or dist[0] == 0)
@@ -705,6 +706,11 @@ def _check_same_data(out: Path, benchmark: Mapping[str, Any]) -> None:
                                  f"this run folder holds a {benchmark['name']} run on other data ({key} was "
                                  f"{previous[key]}, now {benchmark[key]}); its cached detections would be reused "
                                  f"for these images: use another --out, or delete {out / 'cache'} to start again")
+
+
+def _record_data(out: Path, benchmark: Mapping[str, Any]) -> None:
+    """Record the data of a benchmark's cache beside it, once (what _check_same_data compares against)."""
+    record = out / "cache" / str(benchmark["name"]) / DATA_RECORD
     if not record.is_file():
         write_json_atomic(record, {key: benchmark[key] for key in _DATA_KEYS if key in benchmark})
 

@@ -517,17 +517,20 @@ def test_a_detector_with_only_the_readme_contract_runs(tmp_path, monkeypatch):
 def test_the_data_guard_holds_across_other_benchmarks_and_a_damaged_manifest(tmp_path):
     """afw on data A, then pascal into the same folder, then afw on data B: refused (the manifest named only
     pascal's data and the B run was served A's detections); likewise after run.json is damaged."""
-    from facebench.run import MANIFEST, _check_same_data, write_json_atomic
+    from facebench.run import MANIFEST, _check_same_data, _record_data, write_json_atomic
 
     out = tmp_path / "run"
     afw_a = {"name": "afw", "data_root": "/data/A/afw", "images_dir": "/data/A/afw/images"}
     afw_b = {**afw_a, "data_root": "/data/B/afw", "images_dir": "/data/B/afw/images"}
     pascal = {"name": "pascal", "data_root": "/data/A/pascal"}
     _check_same_data(out, afw_a)
+    assert not out.exists()  # checking writes nothing (a refused option must leave no folder)
+    _record_data(out, afw_a)
     (out / "cache" / "afw" / "hash").mkdir(parents=True)
     write_json_atomic(out / MANIFEST, {"benchmark": afw_a, "detector": {"name": "yunet"}})
     _check_same_data(out, afw_a)  # the same data resumes
     _check_same_data(out, pascal)
+    _record_data(out, pascal)
     write_json_atomic(out / MANIFEST, {"benchmark": pascal, "detector": {"name": "yunet"}})
     with pytest.raises(InputError, match=r"afw run on other data \(data_root was /data/A/afw, now /data/B/afw\)"):
         _check_same_data(out, afw_b)
