@@ -444,11 +444,11 @@ def _check_mergeable(src: Path, other: Mapping[str, Any], first_src: Path, first
         if other[key]["name"] != first[key]["name"]:
             raise InputError(src / MANIFEST, None, f"this run's {key} ({other[key]['name']}) differs from "
                                                    f"{first_src}'s ({first[key]['name']}); cannot merge")
-    for key in _DATA_KEYS:  # the cache is keyed by image id: shards of other data would mix other pixels' boxes
-        mine, theirs = other["benchmark"].get(key), first["benchmark"].get(key)
-        if mine is not None and theirs is not None and mine != theirs:
-            raise InputError(src / MANIFEST, None, f"this run's {key} ({mine}) differs from {first_src}'s "
-                                                   f"({theirs}); cannot merge shards of other data")
+    differs = _data_difference(first["benchmark"], other["benchmark"])
+    if differs:  # the cache is keyed by image id: shards of other data would mix other pixels' boxes
+        key, theirs, mine = differs
+        raise InputError(src / MANIFEST, None, f"this run's {key} ({mine}) differs from {first_src}'s "
+                                               f"({theirs}); cannot merge shards of other data")
     mine, theirs = other["detector"], first["detector"]
     if mine.get("config_hash") != theirs.get("config_hash"):
         raise InputError(src / MANIFEST, None, f"this run's {mine['name']} options / config hash "
@@ -651,9 +651,10 @@ def run(request: RunRequest) -> RunResult | ShardOutcome:
     try:
         detector = build_detector(request.detector, request.options, device)
         info = detector_info(request.detector, detector)
-        write_json_atomic(out / MANIFEST, {"detector": info, "benchmark": bench.describe(), "num_shards": num_shards,
+        described = bench.describe()
+        write_json_atomic(out / MANIFEST, {"detector": info, "benchmark": described, "num_shards": num_shards,
                                            "batch_size": request.batch_size, "facebench_run": 1})
-        _record_data(out, bench.describe())
+        _record_data(out, described)
         cache = PredictionCache(cache_dir(out, bench.name, info["config_hash"]), f"{shard_id:04d}-of-{num_shards:04d}")
         desc = request.detector if num_shards == 1 else f"{request.detector} [{shard_id + 1}/{num_shards}]"
         show = request.progress and (dist is None or dist[0] == 0)
@@ -699,13 +700,21 @@ def _check_same_data(out: Path, benchmark: Mapping[str, Any]) -> None:
         previous = manifest.get("benchmark")
         if not isinstance(previous, dict) or previous.get("name") != benchmark.get("name"):
             previous = None
-    if previous is not None and cache.is_dir():
-        for key in _DATA_KEYS:
-            if key in previous and key in benchmark and previous[key] != benchmark[key]:
-                raise InputError(record if record.is_file() else out / MANIFEST, None,
-                                 f"this run folder holds a {benchmark['name']} run on other data ({key} was "
-                                 f"{previous[key]}, now {benchmark[key]}); its cached detections would be reused "
-                                 f"for these images: use another --out, or delete {out / 'cache'} to start again")
+    differs = _data_difference(previous, benchmark) if previous is not None and cache.is_dir() else None
+    if differs:
+        key, was, now = differs
+        raise InputError(record if record.is_file() else out / MANIFEST, None,
+                         f"this run folder holds a {benchmark['name']} run on other data ({key} was {was}, now "
+                         f"{now}); its cached detections would be reused for these images: use another --out, or "
+                         f"delete {out / 'cache'} to start again")
+
+
+def _data_difference(a: Mapping[str, Any], b: Mapping[str, Any]) -> tuple[str, Any, Any] | None:
+    """The first data setting (root, ground truth, images, annotations) both record with different values."""
+    for key in _DATA_KEYS:
+        if a.get(key) is not None and b.get(key) is not None and a[key] != b[key]:
+            return key, a[key], b[key]
+    return None
 
 
 def _record_data(out: Path, benchmark: Mapping[str, Any]) -> None:
