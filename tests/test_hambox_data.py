@@ -181,6 +181,36 @@ def test_das_scale_brings_the_chosen_face_into_the_anchor_range():
         assert min(8.0, 2 * side) - 1e-3 <= side * scale <= 1024 + 1e-3
 
 
+SCALES = np.array(D.DAS_ANCHOR_SCALES)
+
+
+@pytest.mark.parametrize("side, spec_top, pyramidbox_top", [
+    (4, 1, 0), (16, 1, 0), (20, 1, 1), (30, 2, 1), (32, 2, 0), (33, 2, 2), (100, 4, 3), (200, 5, 4), (300, 5, 4),
+    (2000, 5, 4)])
+def test_das_top_index_rules(side, spec_top, pyramidbox_top):
+    # spec 6 step 2: top = min(5, argmin |s_i - s_face| + 1); PyramidBox's reader: first scale whose square exceeds
+    # the face area (strict on both sides, so an area equal to 32^2 falls to 0), at most index 4
+    area = float(side * side)
+    assert D.das_top_index(SCALES, area, "spec") == spec_top
+    assert D.das_top_index(SCALES, area, "pyramidbox") == pyramidbox_top
+
+
+def test_das_pyramidbox_rule_never_enlarges_a_face_more_than_twice():
+    spec, pyramidbox = D.AugmentConfig(), D.AugmentConfig(das_index_rule="pyramidbox")
+    spec_factors = []
+    for seed in range(400):
+        side = float(np.exp(np.random.default_rng(seed).uniform(np.log(2), np.log(900))))
+        boxes = np.array([[0, 0, side, side]], dtype=np.float32)
+        assert D.sample_das_scale(boxes, np.random.default_rng(seed), pyramidbox)[1] <= 2.0 + 1e-9
+        spec_factors.append(D.sample_das_scale(boxes, np.random.default_rng(seed), spec)[1])
+    # the spec's argmin + 1 lets index 0 take a 4 px face to [8, 32] px
+    assert max(spec_factors) > 2.0
+    tiny = np.array([[0, 0, 4, 4]], dtype=np.float32)
+    assert max(D.sample_das_scale(tiny, np.random.default_rng(s), spec)[1] for s in range(50)) > 4.0
+    with pytest.raises(ValueError, match="das_index_rule"):
+        D.AugmentConfig.from_mapping({"das_index_rule": "paddle"})
+
+
 def test_das_window_contains_a_face_smaller_than_the_crop():
     for seed in range(200):
         rng = np.random.default_rng(seed)

@@ -149,6 +149,7 @@ class AugmentConfig:
     crop_size: int = 640
     das_prob: float = 1.0  # probability of data-anchor-sampling; otherwise a square random crop
     das_scale_sampling: str = "uniform"  # "uniform" (PyramidBox Paddle) or "log_uniform" (PyTorch port)
+    das_index_rule: str = "spec"  # highest anchor index: "spec" (argmin + 1) or "pyramidbox" (Paddle's size buckets)
     das_anchor_scales: tuple[float, ...] = DAS_ANCHOR_SCALES
     ssd_min_scale: float = 0.3  # square-crop side range, as a fraction of the shorter image side
     min_face_area: float = 64.0  # faces smaller than 8x8 px after resizing are dropped
@@ -187,6 +188,8 @@ class AugmentConfig:
             raise ValueError("das_prob must lie in [0, 1]")
         if self.das_scale_sampling not in ("uniform", "log_uniform"):
             raise ValueError("das_scale_sampling must be 'uniform' or 'log_uniform'")
+        if self.das_index_rule not in ("spec", "pyramidbox"):
+            raise ValueError("das_index_rule must be 'spec' or 'pyramidbox'")
         if not 0.0 <= self.flip_prob <= 1.0:
             raise ValueError("flip_prob must lie in [0, 1]")
         if not 0.0 < self.ssd_min_scale <= 1.0:
@@ -237,15 +240,33 @@ def select_crop_boxes(boxes: np.ndarray, size: int, min_area: float) -> np.ndarr
     return np.nonzero(keep)[0]
 
 
+def das_top_index(scales: np.ndarray, area: float, rule: str) -> int:
+    """Highest anchor index data-anchor-sampling may draw for a face of this area (spec 6, step 2)."""
+    if rule == "spec":
+        return min(len(scales) - 1, int(np.argmin(np.abs(scales - math.sqrt(area)))) + 1)
+    # PyramidBox's Paddle reader: the index of the first scale above the face, by strict area comparisons (a face
+    # whose area equals a scale's square falls to 0), and at most len - 2. Every index below it is a scale smaller
+    # than the face, so with the cap at the top index no face is enlarged more than 2x; the "spec" rule (argmin + 1)
+    # lets a 4 px face reach 32 px through index 0.
+    top = 0
+    for i in range(len(scales) - 1):
+        if scales[i] ** 2 < area < scales[i + 1] ** 2:
+            top = i + 1
+            break
+    if len(scales) >= 2 and area > scales[-2] ** 2:
+        top = len(scales) - 2
+    return top
+
+
 def sample_das_scale(boxes: np.ndarray, rng: np.random.Generator, config: AugmentConfig) -> tuple[int, float]:
     """Data-anchor-sampling: pick a face and the image scale that brings it near a chosen anchor size."""
     scales = np.asarray(config.das_anchor_scales, dtype=np.float64)
     face = int(rng.integers(len(boxes)))
     w = float(boxes[face, 2] - boxes[face, 0])
     h = float(boxes[face, 3] - boxes[face, 1])
-    s_face = math.sqrt(max(w * h, 1e-6))
-    i_anchor = int(np.argmin(np.abs(scales - s_face)))
-    top = min(len(scales) - 1, i_anchor + 1)
+    area = max(w * h, 1e-6)
+    s_face = math.sqrt(area)
+    top = das_top_index(scales, area, config.das_index_rule)
     i_target = int(rng.integers(top + 1))
     low, high = scales[i_target] / 2.0, 2.0 * scales[i_target]
     if i_target == top:

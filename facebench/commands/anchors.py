@@ -60,6 +60,8 @@ def write_table(rows: list[dict], path: Path, document: dict) -> None:
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the DAS crops (crop640).")
 @click.option("--das-scale-sampling", type=click.Choice(["uniform", "log_uniform"]), default="uniform",
               show_default=True)
+@click.option("--das-index-rule", type=click.Choice(["spec", "pyramidbox"]), default="spec", show_default=True,
+              help="Highest anchor index DAS may draw: argmin + 1 (spec) or PyramidBox's size buckets.")
 @click.option("--image-sizes", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="TSV 'name width height'; without it, original frames have an unbounded anchor grid and "
                    "DAS takes each image to be its boxes' extent.")
@@ -67,7 +69,7 @@ def write_table(rows: list[dict], path: Path, document: dict) -> None:
 @click.option("--plot", "plot_path", type=click.Path(path_type=Path), default=None, help="Figure (.png/.pdf).")
 def anchors_command(gt_path: Path, split: str, frame: str, ratios: str, levels: str, iou_threshold: float,
                     crop_size: int, samples_per_image: int, seed: int, das_scale_sampling: str,
-                    image_sizes: Path | None, out_path: Path | None, plot_path: Path | None) -> None:
+                    das_index_rule: str, image_sizes: Path | None, out_path: Path | None, plot_path: Path | None) -> None:
     """Mean anchors matched per face and share of matchable faces, per anchor ratio (HAMBox Fig. 1)."""
     from detectors.hambox import anchor_analysis as aa
     from detectors.hambox.data import AugmentConfig, read_wider_split, valid_boxes_xyxy
@@ -90,7 +92,8 @@ def anchors_command(gt_path: Path, split: str, frame: str, ratios: str, levels: 
     sizes = aa.read_image_sizes(str(image_sizes), [r.name for r in records]) if image_sizes else None
     strides = aa.STRIDES_P2_P7 if levels == "P2-P7" else aa.STRIDES_P2_P6
     if frame == "crop640":
-        config = AugmentConfig(crop_size=crop_size, color_distort=False, das_scale_sampling=das_scale_sampling)
+        config = AugmentConfig(crop_size=crop_size, color_distort=False, das_scale_sampling=das_scale_sampling,
+                               das_index_rule=das_index_rule)
         faces = aa.faces_in_training_crops(boxes, sizes, config, samples_per_image, seed)
         frame_note = (f"{crop_size}x{crop_size} DAS crops, {samples_per_image} per image, seed {seed}, "
                       f"image size {'from ' + image_sizes.name if sizes else 'taken as the boxes extent'}")
@@ -124,6 +127,7 @@ def anchors_command(gt_path: Path, split: str, frame: str, ratios: str, levels: 
     settings = {"frame": frame, "frame_note": frame_note, "ratios": ratio_list, "levels": levels,
                 "strides": list(strides), "iou_threshold": iou_threshold, "crop_size": crop_size,
                 "samples_per_image": samples_per_image, "seed": seed, "das_scale_sampling": das_scale_sampling,
+                "das_index_rule": das_index_rule,
                 "image_sizes": str(image_sizes) if image_sizes else None, "ground_truth": str(gt_file),
                 "anchor_rule": "side = ratio * 4 * stride, centres ((x+0.5)s, (y+0.5)s), IoU >= threshold; "
                                "assigned = SMS first step (anchor to its highest-IoU face)"}
