@@ -704,7 +704,7 @@ def _check_same_data(out: Path, benchmark: Mapping[str, Any]) -> None:
     if differs:
         key, was, now = differs
         raise InputError(record if record.is_file() else out / MANIFEST, None,
-                         f"this run folder holds a {benchmark['name']} run on other data ({key} was {was}, now "
+                         f"this run folder holds a run of {benchmark['name']} on other data ({key} was {was}, now "
                          f"{now}); its cached detections would be reused for these images: use another --out, or "
                          f"delete {out / 'cache'} to start again")
 

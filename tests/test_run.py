@@ -301,7 +301,7 @@ def test_data_root_holds_the_benchmark_folders_as_for_eval_and_env_var(tmp_path,
     assert direct.metrics == first.metrics
     # Other data (the same image ids) in the same run folder would be served from the cache: refused.
     shutil.copytree(data, tmp_path / "other")
-    with pytest.raises(InputError, match="holds a widerface-val run on other data .data_root was"):
+    with pytest.raises(InputError, match="holds a run of widerface-val on other data .data_root was"):
         _run(Path("out"), benchmark="widerface-val", data_root="other")
     monkeypatch.setenv("FACEBENCH_DATA_ROOT", str(tmp_path / "elsewhere"))
     assert _run(Path("sample_out")).metrics  # the embedded sample takes no data root, not even from the env
@@ -532,7 +532,7 @@ def test_the_data_guard_holds_across_other_benchmarks_and_a_damaged_manifest(tmp
     _check_same_data(out, pascal)
     _record_data(out, pascal)
     write_json_atomic(out / MANIFEST, {"benchmark": pascal, "detector": {"name": "yunet"}})
-    with pytest.raises(InputError, match=r"afw run on other data \(data_root was /data/A/afw, now /data/B/afw\)"):
+    with pytest.raises(InputError, match=r"run of afw on other data \(data_root was /data/A/afw, now /data/B/afw\)"):
         _check_same_data(out, afw_b)
     (out / MANIFEST).write_text("{")
     with pytest.raises(InputError, match="other data"):
