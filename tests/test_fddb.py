@@ -439,6 +439,18 @@ def test_detection_folder_of_fold_files(mini, tmp_path):
         fddb.read_detections(mini["folds"], gt, "rect")
 
 
+def test_an_empty_fold_file_is_named_before_the_next_file_is_blamed(mini, tmp_path, capsys):
+    import dataclasses
+
+    gt = dataclasses.replace(load(mini)[0], folds=())  # every fold file in the folder is read, as one file
+    folder = tmp_path / "dets"
+    folder.mkdir()
+    (folder / "fold-01-out.txt").write_text("\n")
+    (folder / "fold-02-out.txt").write_text(MINI_RECTS)
+    assert fddb.read_detections(folder, gt, "rect").count == 5
+    assert "fold-01-out.txt: empty fold file" in capsys.readouterr().err
+
+
 def test_cache_gives_identical_results(mini, tmp_path, monkeypatch):
     gt, sizes, dets = load(mini, "rect")
     monkeypatch.setenv("FACEBENCH_CACHE", str(tmp_path / "c2"))

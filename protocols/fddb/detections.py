@@ -64,6 +64,9 @@ def read_detections(source: str | os.PathLike, gt: FddbGroundTruth, fmt: str = "
     warned = False
     for path in files:
         lines = read_text_lines(path)
+        if len(files) > 1 and not any(line.strip() for line in lines):
+            # read as one concatenated file (runEvaluate.pl), so the next file's names would be blamed
+            warn(f"{path}: empty fold file; the images of its fold are then expected in the next file")
         blocks = parse_blocks(lines, path, gt.images, k, "detections", ncols, FORMAT_FIELDS[fmt])
         values = blocks.values(path, ncols)
         if blocks.width > ncols and not warned:
