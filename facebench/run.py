@@ -144,14 +144,20 @@ class PredictionCache:
         return records
 
     def open(self) -> None:
-        """Open this process's part for appending, first cutting off a line a killed run left half-written."""
+        """Open this process's part for appending, first cutting off a line a killed run left half-written.
+        A second run of the same shard into the same folder is refused while the first holds the part."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        if self.path.exists():
+        handle = open(self.path, "a", encoding="utf-8")
+        try:
+            _lock_part(handle, self.path)
             data = self.path.read_bytes()
             if data and not data.endswith(b"\n"):
-                with open(self.path, "r+b") as handle:
-                    handle.truncate(data.rfind(b"\n") + 1)
-        self._handle = open(self.path, "a", encoding="utf-8")
+                with open(self.path, "r+b") as raw:
+                    raw.truncate(data.rfind(b"\n") + 1)
+        except BaseException:
+            handle.close()
+            raise
+        self._handle = handle
 
     def append(self, record: ImageRecord) -> None:
         """Add one record and push it to the OS at once (a kill after this loses nothing)."""
@@ -165,6 +171,19 @@ class PredictionCache:
             os.fsync(self._handle.fileno())
             self._handle.close()
             self._handle = None
+
+
+def _lock_part(handle: Any, path: Path) -> None:
+    """Take the part file's lock without waiting (two runs of one shard would both compute every image)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no lock
+        return
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise InputError(path, None, "another facebench run is writing this shard into the same --out; wait "
+                                     "for it to finish (then run again to resume) or use another --out") from None
 
 
 # (part file, line) pairs already reported in this process: a run reads its cache twice (to resume, to merge)

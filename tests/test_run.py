@@ -605,3 +605,20 @@ def test_a_folder_named_twice_in_merge_counts_once(reference, tmp_path):
     twice = finalize(tmp_path / "b", [reference, reference], plot=False).document["timing"]
     assert twice["peak_memory_mib"]["processes"] == once["peak_memory_mib"]["processes"] == 1
     assert twice["inference_wall_s"] == once["inference_wall_s"]
+
+
+def test_a_second_run_of_one_shard_into_one_folder_is_refused(tmp_path):
+    """Two runs of the same shard into one --out both used to compute every image; the part file's lock now
+    refuses the second at once, and its refusal leaves the first one's records untouched."""
+    from facebench.run import ImageRecord, PredictionCache
+
+    first = PredictionCache(tmp_path / "cache", "0000-of-0001")
+    first.open()
+    first.append(ImageRecord(id="a", status="ok", boxes=np.zeros((0, 5), np.float32)))
+    second = PredictionCache(tmp_path / "cache", "0000-of-0001")
+    with pytest.raises(InputError, match="another facebench run is writing this shard into the same --out"):
+        second.open()
+    first.close()
+    second.open()  # free once the first has finished
+    second.close()
+    assert list(PredictionCache(tmp_path / "cache", "x").load()) == ["a"]
