@@ -291,12 +291,169 @@ def test_missing_image_names_the_file(tmp_path):
 
 def test_small_face_rule_measures_the_whole_resized_face():
     """Spec 6.2 drops faces under 64 px² after resizing: a 10x10 face the crop border cuts to 6x10 stays (it used
-    to be measured after clipping and trained as background); a 7x9 face goes, as does a centre outside."""
+    to be measured after clipping and trained as background); a 7x9 face goes, as does a centre outside; a centre
+    on the border stays (PyramidBox's meet_emit_constraint is inclusive)."""
     from detectors.hambox.data import select_crop_boxes
 
     boxes = np.array([[-4, 100, 6, 110],  # centre inside, 10x10 whole, 6x10 visible: kept
                       [200, 200, 207, 209],  # 63 px²: dropped
                       [300, 300, 308, 308],  # exactly 64 px²: kept
                       [-6, 50, 4, 60],  # centre at x = -1: dropped
-                      [630, 10, 650, 30]], dtype=np.float32)  # centre x = 640: on the border, dropped
-    assert select_crop_boxes(boxes, 640, 64.0).tolist() == [0, 2]
+                      [630, 10, 650, 30],  # centre x = 640: on the border, kept
+                      [-10, 630, 10, 650],  # centre (0, 640): a corner, kept
+                      [630, 641, 650, 661]], dtype=np.float32)  # centre y = 651: dropped
+    assert select_crop_boxes(boxes, 640, 64.0).tolist() == [0, 2, 4, 5]
+
+
+# ---------------------------------------------------------------- spec 6 rules, one behaviour per test
+
+
+def _das_scaled_sides(w, h, config, seeds):
+    """sqrt(w*h) of the chosen face after the DAS rescale, one per seed."""
+    boxes = np.array([[0, 0, w, h]], dtype=np.float32)
+    return np.array([np.sqrt(w * h) * D.sample_das_scale(boxes, np.random.default_rng(s), config)[1] for s in seeds])
+
+
+def test_das_reaches_index_anchor_plus_one_and_caps_it_at_twice_the_face():
+    # spec 6 step 2, 300 px face: i_anchor = 4 (256), top = min(5, 4 + 1) = 5; indices 0..4 give [8, 512], the top
+    # index 5 gives [256, min(1024, 2 * 300)] = [256, 600]: every size lies in [8, 600] and some exceed 512
+    sides = _das_scaled_sides(300.0, 300.0, D.AugmentConfig(), range(400))
+    assert sides.min() >= 8.0 - 1e-6 and sides.max() <= 600.0 + 1e-6
+    assert (sides > 512.0).sum() >= 5
+
+
+def test_das_measures_the_face_as_the_root_of_width_times_height():
+    # spec 6 step 2: s_face = sqrt(w*h) = 20 for a 10x40 face; i_anchor = 0, top = 1; index 0 gives [8, 32],
+    # index 1 gives [16, min(64, 2 * 20)] = [16, 40]; the rescaled face's sqrt(w*h) stays in [8, 40]
+    sides = _das_scaled_sides(10.0, 40.0, D.AugmentConfig(), range(300))
+    assert sides.min() >= 8.0 - 1e-6 and sides.max() <= 40.0 + 1e-6
+    assert sides.max() > 36.0 and sides.min() < 12.0
+
+
+def test_das_log_uniform_option_samples_the_size_log_uniformly():
+    # spec 6 step 2: s_target on [8, 32] (one scale 16, face 16: top index 0, high = min(32, 2 * 16)); uniform puts
+    # 1/3 of the draws below the geometric mean 16, log-uniform puts 1/2 there
+    for sampling, share in (("uniform", 1 / 3), ("log_uniform", 1 / 2)):
+        config = D.AugmentConfig(das_scale_sampling=sampling, das_anchor_scales=(16.0,))
+        rng = np.random.default_rng(11)
+        sides = np.array([16.0 * D.sample_das_scale(np.array([[0, 0, 16, 16]], np.float32), rng, config)[1]
+                          for _ in range(4000)])
+        assert sides.min() >= 8.0 - 1e-6 and sides.max() <= 32.0 + 1e-6
+        assert abs((sides < 16.0).mean() - share) < 0.05, sampling
+
+
+def test_das_picks_its_face_uniformly_among_the_faces():
+    # spec 6 step 2: "pick a random face"
+    boxes = np.array([[0, 0, 20, 20], [50, 50, 90, 90]], dtype=np.float32)
+    picks = [D.sample_das_scale(boxes, np.random.default_rng(s), D.AugmentConfig())[0] for s in range(300)]
+    assert set(picks) == {0, 1} and 100 <= sum(picks) <= 200
+
+
+def test_das_window_start_is_floored_so_the_face_start_stays_inside():
+    # spec 6 step 2 window containing the face; integer start = floor of the draw, as PyramidBox's reader (spec: its
+    # Paddle code is the guide): a face at [0.5, 640.2] in a 640 crop draws the start in [0.2, 0.5] -> 0
+    face = np.array([0.5, 0.5, 640.2, 640.2])
+    for seed in range(20):
+        assert D.sample_das_window(face, (4000.0, 4000.0), 640, np.random.default_rng(seed)) == (0, 0)
+
+
+def test_flip_maps_boxes_onto_the_mirrored_pixels():
+    # spec 6 step 3 horizontal flip with continuous boxes (x2 = x + w): white columns 10..29 of a 64 px crop mirror
+    # to columns 34..53, i.e. the box [10, 30] becomes [64 - 30, 64 - 10] = [34, 54]
+    pixels = np.zeros((64, 64, 3), dtype=np.uint8)
+    pixels[20:40, 10:30] = 255
+    geometry = D.CropGeometry(scale=1.0, offset_x=0, offset_y=0, size=64, flip=True)
+    crop = np.asarray(D.render_crop(Image.fromarray(pixels), geometry, (0, 0, 0), "nearest"))
+    columns = np.flatnonzero(crop[30, :, 0] == 255)
+    assert columns.min() == 34 and columns.max() == 53
+    moved = D.transform_boxes(np.array([[10, 20, 30, 40]], dtype=np.float32), geometry)
+    assert moved.tolist() == [[34.0, 20.0, 54.0, 40.0]]
+
+
+@pytest.mark.parametrize("scale, ox, oy", [(2.0, 0, 0), (2.0, 30, 20), (3.0, 50, 60), (0.5, 5, 3), (2.0, -10, -5)])
+def test_render_crop_equals_resizing_the_whole_image_then_cropping(scale, ox, oy):
+    # spec 6 step 2: rescale the image, then crop the window, padding past the image with the fill colour
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (80, 100, 3), dtype=np.uint8))
+    crop = np.asarray(D.render_crop(image, D.CropGeometry(scale, ox, oy, 64), (1, 2, 3), "bilinear"))
+    resized = np.asarray(image.resize((int(100 * scale), int(80 * scale)), Image.Resampling.BILINEAR))
+    expected = np.empty((64, 64, 3), dtype=np.uint8)
+    expected[:] = (1, 2, 3)
+    part = resized[max(0, oy):oy + 64, max(0, ox):ox + 64]
+    expected[max(0, -oy):max(0, -oy) + part.shape[0], max(0, -ox):max(0, -ox) + part.shape[1]] = part
+    assert np.array_equal(crop, expected)
+
+
+def test_shift_jitter_draws_each_shift_from_zero_to_jitter_minus_one():
+    # spec 4.5 item 4 / ZCC* recipe: s_A = 4 -> (dx, dy) in {0, 1}^2, i.e. shift_jitter = s_A / 2 = 2;
+    # the content moves right/down, so the crop offset drops by the shift
+    boxes = np.array([[40, 40, 80, 80]], dtype=np.float32)
+    plain = D.AugmentConfig(crop_size=96, flip_prob=0.0)
+    jittered = D.AugmentConfig(crop_size=96, flip_prob=0.0, shift_jitter=2)
+    shifts = set()
+    for seed in range(60):
+        a = D.sample_geometry(boxes, (200, 160), plain, np.random.default_rng(seed))
+        b = D.sample_geometry(boxes, (200, 160), jittered, np.random.default_rng(seed))
+        shifts.add((a.offset_x - b.offset_x, a.offset_y - b.offset_y))
+    assert shifts == {(0, 0), (0, 1), (1, 0), (1, 1)}
+
+
+def test_square_crop_lies_inside_a_tall_image():
+    # spec 6 step 2 (das_prob < 1): SSD-style square crop of side 0.3-1 x the shorter side, inside the image
+    boxes = np.array([[40, 70, 60, 90]], dtype=np.float32)
+    config = D.AugmentConfig(das_prob=0.0, crop_size=64)
+    for seed in range(100):
+        g = D.sample_square_crop(boxes, (100, 160), config, np.random.default_rng(seed))
+        side = g.size / g.scale
+        assert 30.0 - 1e-6 <= side <= 100.0 + 1e-6
+        assert g.offset_x >= 0 and g.offset_y >= 0
+        assert (g.offset_x + g.size) / g.scale <= 100.0 + 1e-6 and (g.offset_y + g.size) / g.scale <= 160.0 + 1e-6
+
+
+def test_colour_distortion_brightness_factor_is_one_plus_minus_an_eighth():
+    # spec 6 step 1: brightness factor 1 +- U(0.125); on a flat grey image contrast, saturation and hue are no-ops,
+    # so grey 96 ends in [96 * 0.875, 96 * 1.125] = [84, 108]
+    grey = Image.fromarray(np.full((4, 4, 3), 96, dtype=np.uint8))
+    values = [int(np.asarray(D.distort_colors(grey, np.random.default_rng(s)))[0, 0, 0]) for s in range(300)]
+    assert min(values) >= 84 and max(values) <= 108
+    assert min(values) <= 88 and max(values) >= 104
+
+
+def test_colour_distortion_hue_shift_is_at_most_18_hsv_units():
+    # spec 6 step 1: hue shift +- U(18) in PIL HSV units; brightness/contrast/saturation keep the hue of this mild
+    # colour up to rounding (2 units allowed)
+    image = Image.fromarray(np.full((4, 4, 3), (150, 120, 100), dtype=np.uint8))
+    h0 = int(np.asarray(image.convert("HSV"))[0, 0, 0])
+    shifts = []
+    for seed in range(400):
+        h = int(np.asarray(D.distort_colors(image, np.random.default_rng(seed)).convert("HSV"))[0, 0, 0])
+        shifts.append((h - h0 + 128) % 256 - 128)
+    assert max(abs(s) for s in shifts) <= 20 and max(shifts) >= 14 and min(shifts) <= -14
+
+
+def test_colour_distortion_uses_both_orders_half_the_time(monkeypatch):
+    # spec 6 step 1: order B,C,S,H or B,S,H,C, each with probability 0.5: contrast before or after saturation
+    from PIL import ImageEnhance
+
+    calls = []
+
+    def recording(base):
+        class Recorder(base):
+            def enhance(self, factor):
+                calls.append(base.__name__)
+                return super().enhance(factor)
+        return Recorder
+
+    for name in ("Brightness", "Contrast", "Color"):
+        monkeypatch.setattr(ImageEnhance, name, recording(getattr(ImageEnhance, name)))
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (8, 8, 3), dtype=np.uint8))
+    contrast_first = saturation_first = 0
+    for seed in range(400):
+        calls.clear()
+        D.distort_colors(image, np.random.default_rng(seed))
+        if "Contrast" in calls and "Color" in calls:
+            if calls.index("Contrast") < calls.index("Color"):
+                contrast_first += 1
+            else:
+                saturation_first += 1
+    both = contrast_first + saturation_first
+    assert both >= 60 and 0.35 <= saturation_first / both <= 0.65

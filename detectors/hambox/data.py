@@ -227,13 +227,14 @@ def transform_boxes(boxes: np.ndarray, geometry: CropGeometry) -> np.ndarray:
 
 
 def select_crop_boxes(boxes: np.ndarray, size: int, min_area: float) -> np.ndarray:
-    """Indices of crop-frame boxes kept: centre strictly inside the crop, area >= min_area (spec 6.2: measured
-    after resizing, on the whole face, so a face the crop border cuts stays when it is large enough)."""
+    """Indices of crop-frame boxes kept: centre inside the crop, border included, area >= min_area (spec 6.2:
+    measured after resizing, on the whole face, so a face the crop border cuts stays when it is large enough)."""
     if len(boxes) == 0:
         return np.zeros(0, dtype=np.int64)
     cx = (boxes[:, 0] + boxes[:, 2]) / 2
     cy = (boxes[:, 1] + boxes[:, 3]) / 2
-    inside = (cx > 0) & (cx < size) & (cy > 0) & (cy < size)
+    # inclusive, as PyramidBox's meet_emit_constraint (xmin <= cx <= xmax): the spec only says "in the window"
+    inside = (cx >= 0) & (cx <= size) & (cy >= 0) & (cy <= size)
     w = boxes[:, 2] - boxes[:, 0]
     h = boxes[:, 3] - boxes[:, 1]
     keep = inside & (w > 0) & (h > 0) & (w * h >= min_area)
