@@ -9,7 +9,7 @@ import torch
 
 from detectors.hambox.anchors import (anchor_count, anchor_sizes, anchors_per_location, feature_shape,
                                       generate_anchors, level_numbers, level_ranges)
-from detectors.hambox.box_coding import decode, encode, pairwise_iou, to_cxcywh, to_xyxy
+from detectors.hambox.box_coding import box_area, decode, encode, pairwise_iou, to_cxcywh, to_xyxy
 
 
 def test_anchor_counts_at_640():
@@ -72,9 +72,32 @@ def test_decode_clamps_huge_size_deltas():
     assert torch.isfinite(boxes).all() and (boxes[0, 2] - boxes[0, 0]).item() == pytest.approx(1000.0, rel=1e-4)
 
 
+def test_encode_keeps_a_zero_width_target_finite():
+    # ln(0) has no finite value; a degenerate box (spec 6 drops them, but one may slip through) must not put
+    # -inf into the regression targets; its size delta is just far below any real box's
+    anchor = torch.tensor([[0.0, 0.0, 10.0, 10.0]])
+    t = encode(anchor, torch.tensor([[5.0, 0.0, 5.0, 10.0]]))[0]
+    assert torch.isfinite(t).all()
+    assert t[:2].tolist() == [0.0, 0.0] and t[3].item() == pytest.approx(0.0, abs=1e-6)
+    assert t[2].item() < math.log(1e-30 / 10.0) / 0.2
+
+
 def test_pairwise_iou():
     a = torch.tensor([[0.0, 0, 10, 10], [5, 5, 15, 15]])
     b = torch.tensor([[0.0, 0, 10, 10], [0, 0, 5, 5], [20, 20, 20, 30]])
     assert torch.allclose(pairwise_iou(a, b), torch.tensor([[1.0, 0.25, 0.0], [25 / 175, 0.0, 0.0]]))
     assert pairwise_iou(a[None].expand(3, 2, 4), b[None]).shape == (3, 2, 3)
     assert pairwise_iou(torch.zeros(0, 4), b).shape == (0, 3)
+
+
+def test_iou_of_boxes_apart_along_one_axis_is_zero():
+    # the intersection is empty as soon as either axis has no overlap, whatever the other axis does
+    a = torch.tensor([[0.0, 0, 10, 10]])
+    b = torch.tensor([[20.0, 0, 30, 10], [0, 20, 10, 30], [10, 2, 14, 8]])  # x-apart, y-apart, touching
+    assert pairwise_iou(a, b).tolist() == [[0.0, 0.0, 0.0]]
+
+
+def test_box_area_of_an_inverted_box_is_zero():
+    # spec 3: width = x2 - x1, height = y2 - y1; a box with a negative side is empty
+    boxes = torch.tensor([[0.0, 0, 4, 5], [10, 0, 0, 10], [0, 10, 10, 0], [10, 10, 0, 0]])
+    assert box_area(boxes).tolist() == [20.0, 0.0, 0.0, 0.0]

@@ -157,3 +157,124 @@ def test_filter_by_size_and_multi_scale_detect():
 
     out = multi_scale_detect(fake, (768, 1024))
     assert len(calls) == 7 and out.shape[1] == 5 and out[0, 4] == pytest.approx(0.9)
+
+
+# -- boundaries of §7 (NMS ties, score threshold, top-k, voting clusters, the scale plan) --------------------
+
+def test_nms_equal_scores_keep_input_order():
+    # module contract (torchvision / Paddle's stable score sort): ties are visited in input order, so of
+    # identical equal-score boxes the first one survives, and disjoint equal-score boxes come back in order
+    same = torch.tensor([[0.0, 0, 10, 10]]).repeat(40, 1)
+    assert nms(same, torch.full((40,), 0.5), 0.3).tolist() == [0]
+    xs = torch.arange(40, dtype=torch.float32)[:, None] * 20
+    apart = torch.cat([xs, torch.zeros(40, 1), xs + 10, torch.full((40, 1), 10.0)], 1)
+    assert nms(apart, torch.full((40,), 0.5), 0.3).tolist() == list(range(40))
+
+
+def _three_apart() -> tuple[torch.Tensor, torch.Tensor]:
+    anchors = torch.tensor([[0.0, 0, 16, 16], [100, 0, 116, 16], [200, 0, 216, 16]])
+    return anchors, torch.zeros(3, 4)  # zero deltas decode to the anchor itself; no overlaps
+
+
+def test_postprocess_score_threshold_is_inclusive():
+    # spec 7: keep score >= threshold; sigmoid(0) = 0.5 exactly
+    anchors, deltas = _three_apart()
+    dets = postprocess(torch.tensor([0.0]), deltas[:1], anchors[:1], score_threshold=0.5)
+    assert dets.shape == (1, 5) and dets[0, 4].item() == 0.5
+
+
+def test_postprocess_top_k_and_max_detections_keep_the_highest_scores():
+    # spec 7: top 5,000 BY SCORE before NMS, keep the top 750 after it (here k = 1 or 2)
+    anchors, deltas = _three_apart()
+    logits = torch.tensor([1.0, 2.0, 0.5])
+    s = torch.sigmoid(logits)
+    for kwargs in ({"pre_nms_top_k": 1}, {"max_detections": 1}):
+        dets = postprocess(logits, deltas, anchors, **kwargs)
+        assert torch.allclose(dets, torch.tensor([[100.0, 0, 116, 16, s[1]]]))
+    dets = postprocess(logits, deltas, anchors, pre_nms_top_k=2)
+    assert torch.allclose(dets[:, 4], s[[1, 0]]) and torch.allclose(dets[:, 0], torch.tensor([100.0, 0.0]))
+    dets = postprocess(logits, deltas, anchors, max_detections=2)
+    assert torch.allclose(dets[:, 4], s[[1, 0]])
+
+
+def test_box_vote_iou_exactly_threshold_joins_the_cluster():
+    # spec 7: gather boxes with IoU >= 0.3 (+1 areas). [0,0,9,2] vs [0,0,9,9]: 30 / (100 + 30 - 30) = 0.3
+    dets = np.array([[0, 0, 9, 9, 0.9], [0, 0, 9, 2, 0.6]])
+    # one cluster: weighted mean y2 = (9 * 0.9 + 2 * 0.6) / 1.5 = 6.2, max score 0.9
+    assert np.allclose(box_vote(dets), [[0, 0, 9, 6.2, 0.9]])
+    # the same when the leader and the joining box are more than one 256-box block apart
+    rows = [[0, 0, 9, 9, 1.0]] + [[100 + 20 * i, 0, 109 + 20 * i, 9, 0.99 - 1e-4 * i] for i in range(256)]
+    rows.append([0, 0, 9, 2, 0.01])
+    out = box_vote(np.array(rows), drop_singletons=False)
+    assert out.shape == (257, 5)  # 256 disjoint singletons + the merged pair
+    assert np.allclose(out[0], [0, 0, 9, (9 * 1.0 + 2 * 0.01) / 1.01, 1.0], atol=1e-5)
+
+
+def test_get_shrink_boundaries():
+    # spec 7: truncate(min(v1, v2), 2) - 0.3, then -0.1 on [1.5, 2) (closed at 1.5)
+    # 1591 x 535: v2 = sqrt(2777088 / 851185) = 1.806 -> 1.80 - 0.3 = 1.5 -> -0.1 -> 1.4
+    assert get_shrink(535, 1591) == pytest.approx((1.0, 1.4))
+    # 1024 x 768 with budget 8e6: v1 = sqrt(2147483647 / 577 / 786432) = 2.175 < v2 = 3.189
+    # -> 2.17 - 0.3 = 1.87 -> -0.1 -> 1.77 (the 2^31 / 577 cap binds)
+    assert get_shrink(768, 1024, pixel_budget=8e6) == pytest.approx((1.0, 1.77))
+
+
+def _plan(h: int, w: int) -> list[tuple[float, bool, str]]:
+    return [(pytest.approx(p.scale), p.flip, p.keep) for p in multi_scale_plan(h, w)]
+
+
+def test_multi_scale_plan_boundaries():
+    # spec 7 passes: shrink, flip, st (0.5 unless max_shrink < 0.75), bt..., 0.25, pyramid (<= max_shrink)
+    # 2719 x 912: v2 = 1.058 -> 1.05 - 0.3 = 0.75: st = 0.5, bt = (0.5 + 0.75) / 2 = 0.625 (<= 1: big);
+    # pyramid 0.75 <= 0.75 is run
+    assert _plan(912, 2719) == [(0.75, False, "all"), (0.75, True, "all"), (0.5, False, "big"),
+                                (0.625, False, "big"), (0.25, False, "big"), (0.75, False, "big")]
+    # 2206 x 737: v2 = 1.307 -> 1.30 - 0.3 = 1.0: not > 1, so bt = (0.5 + 1) / 2 = 0.75 (big)
+    assert _plan(737, 2206) == [(1.0, False, "all"), (1.0, True, "all"), (0.5, False, "big"),
+                                (0.75, False, "big"), (0.25, False, "big"), (0.75, False, "big")]
+    # 1853 x 618: v2 = 1.557 -> 1.55 - 0.3 = 1.25: bt = 1.25 (small); pyramid 0.75, and 1.25 <= 1.25
+    assert _plan(618, 1853) == [(1.0, False, "all"), (1.0, True, "all"), (0.5, False, "big"),
+                                (1.25, False, "small"), (0.25, False, "big"), (0.75, False, "big"),
+                                (1.25, False, "small")]
+    pyramid = [(0.25, False, "big"), (0.75, False, "big"), (1.25, False, "small"), (1.5, False, "small"),
+               (1.75, False, "small")]
+    head = [(1.0, False, "all"), (1.0, True, "all"), (0.5, False, "big")]
+    # 1141 x 387: v2 = 2.508 -> 2.50 - 0.3 = 2.2 -> [2, 3): -0.2 -> 2.0: bt = 2, no further passes (not > 2)
+    assert _plan(387, 1141) == head + [(2.0, False, "small")] + pyramid
+    # 507 x 247: v2 = 4.709 -> 4.70 - 0.3 = 4.4 -> [4, 5): -0.4 -> 4.0: bt = 2; 2 * bt = 4 is not below
+    # 4.0, so only the pass at max_shrink follows
+    assert _plan(247, 507) == head + [(2.0, False, "small"), (4.0, False, "small")] + pyramid
+    # 300 x 200: max_shrink 6.0: 2, 4, then 6; the pyramid includes 1.75
+    assert _plan(200, 300) == head + [(2.0, False, "small"), (4.0, False, "small"), (6.0, False, "small")] + pyramid
+
+
+def test_multi_scale_detect_runs_the_flip_pass_and_filters_each_pass():
+    # spec 7: pass 2 is the horizontal flip; each pass keeps only its size band before the concatenation
+    calls = []
+
+    def fake(scale: float, flip: bool) -> np.ndarray:
+        calls.append((scale, flip))
+        rows = [[10, 10, 50, 50, 0.5]]            # 41 px: passes every filter
+        if scale < 1:
+            rows.append([300, 0, 309, 9, 0.9])     # 10 px: only ever seen by "big" passes -> dropped
+        if scale > 1:
+            rows.append([500, 0, 699, 199, 0.8])   # 200 px: only ever seen by "small" passes -> dropped
+        return np.array(rows, dtype=np.float64)
+
+    out = multi_scale_detect(fake, (768, 1024), drop_singletons=False)
+    assert calls == [(p.scale, p.flip) for p in multi_scale_plan(768, 1024)]
+    assert [flip for _, flip in calls] == [False, True, False, False, False, False, False]
+    assert np.allclose(out, [[10, 10, 50, 50, 0.5]])
+
+
+def test_multi_scale_detect_passes_drop_singletons_to_the_vote():
+    # spec 7: one-box clusters are discarded (except the last one formed) by default, switchable
+    def fake(scale: float, flip: bool) -> np.ndarray:
+        rows = [[10, 10, 50, 50, 0.5]]
+        if scale == 1.0 and not flip:
+            rows.append([200, 200, 240, 240, 0.9])  # a one-box cluster, formed first
+        return np.array(rows, dtype=np.float64)
+
+    assert np.allclose(multi_scale_detect(fake, (768, 1024)), [[10, 10, 50, 50, 0.5]])
+    kept = multi_scale_detect(fake, (768, 1024), drop_singletons=False)
+    assert np.allclose(kept, [[200, 200, 240, 240, 0.9], [10, 10, 50, 50, 0.5]])

@@ -6,6 +6,8 @@ import math
 
 import pytest
 import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
 
 from detectors.hambox.losses import plain_detection_loss, ral_detection_loss, sigmoid_focal_loss, smooth_l1
 
@@ -35,6 +37,20 @@ def test_smooth_l1_sums_coordinates():
     assert smooth_l1(pred, torch.zeros(1, 4), beta=0.0).tolist() == [pytest.approx(3.5)]
 
 
+def test_smooth_l1_transition_scales_with_beta():
+    # spec 5: Huber with transition beta, 0.5 d^2 / beta below beta and d - 0.5 beta above (continuous at d = beta)
+    pred = torch.tensor([[0.25, 2.0, -0.5, 0.0]])
+    assert smooth_l1(pred, torch.zeros(1, 4), beta=0.5).tolist() == [pytest.approx(0.0625 + 1.75 + 0.25 + 0.0)]
+    assert smooth_l1(torch.tensor([[1.0, 3.0, 0.0, 0.0]]), torch.zeros(1, 4), beta=2.0).tolist() == [pytest.approx(0.25 + 2.0)]
+
+
+def test_smooth_l1_with_zero_beta_is_l1_with_finite_gradients():
+    # beta -> 0 is plain L1: d|x|/dx = sign(x), never NaN
+    pred = torch.tensor([[0.5, -2.0, 0.25, 1.0]], requires_grad=True)
+    smooth_l1(pred, torch.zeros(1, 4), beta=0.0).sum().backward()
+    assert pred.grad.tolist() == [[1.0, -1.0, 1.0, 1.0]]
+
+
 def test_plain_loss_normalised_by_positives():
     logits = torch.tensor([[0.0, LN3, 0.0], [0.0, 0.0, 0.0]])
     deltas = torch.zeros(2, 3, 4)
@@ -51,6 +67,37 @@ def test_plain_loss_normalised_by_positives():
     # no positives: the normaliser clamps to 1
     none = plain_detection_loss(torch.zeros(1, 2), torch.zeros(1, 2, 4), torch.zeros(1, 2, dtype=torch.bool), torch.zeros(1, 2, 4))
     assert none["cls"].item() == pytest.approx(2 * FL_NEG_HALF) and none["loc"].item() == 0.0
+
+
+def test_plain_loss_skips_anchors_outside_the_valid_mask():
+    # focal loss over the valid anchors only: the invalid third anchor adds no background term
+    positive = torch.tensor([[True, False, False]])
+    valid = torch.tensor([[True, True, False]])
+    out = plain_detection_loss(torch.zeros(1, 3), torch.zeros(1, 3, 4), positive, torch.zeros(1, 3, 4), valid=valid)
+    assert out["cls"].item() == pytest.approx(FL_POS_HALF + FL_NEG_HALF, rel=1e-5)
+    assert out["num_pos"].item() == 1
+
+
+def _two_process_worker(rank: int, init_method: str, result_path: str) -> None:
+    dist.init_process_group("gloo", init_method=init_method, rank=rank, world_size=2)
+    try:
+        positive = torch.zeros(1, 4, dtype=torch.bool)
+        positive[0, : 1 if rank == 0 else 3] = True   # N_pos = 1 on rank 0, 3 on rank 1
+        out = plain_detection_loss(torch.zeros(1, 4), torch.zeros(1, 4, 4), positive, torch.zeros(1, 4, 4),
+                                   across_gpus=True)
+        torch.save({"num_pos": out["num_pos"].item(), "cls": out["cls"].item()}, f"{result_path}.{rank}")
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.skipif(not dist.is_available(), reason="torch.distributed not built")
+def test_across_gpu_normaliser_is_the_mean_over_processes(tmp_path):
+    # spec 5.4: the all-reduced normaliser is the mean over GPUs (N_pos 1 and 3 -> 2 on both), not the sum
+    mp.spawn(_two_process_worker, args=(f"file://{tmp_path}/store", str(tmp_path / "out")), nprocs=2)
+    results = [torch.load(tmp_path / f"out.{rank}") for rank in (0, 1)]
+    assert [r["num_pos"] for r in results] == [2.0, 2.0]
+    assert results[0]["cls"] == pytest.approx((FL_POS_HALF + 3 * FL_NEG_HALF) / 2, rel=1e-5)
+    assert results[1]["cls"] == pytest.approx((3 * FL_POS_HALF + FL_NEG_HALF) / 2, rel=1e-5)
 
 
 def _ral_fixture(last_quality: float = 0.50):
@@ -82,6 +129,19 @@ def test_ral_low_quality_negative_is_background():
     psi = (0.85 + 0.82) * FL_POS_HALF / 2
     assert out["cls"].item() == pytest.approx(psi + FL_POS_HALF + FL_NEG_HALF, rel=1e-5)
     assert out["num_ignored"].item() == 1
+
+
+def test_ral_never_counts_a_first_step_positive_as_compensated():
+    # spec 4.6/5.2: OAM only compensates anchors that are not first-step positives, so an anchor flagged both is
+    # an Omega positive only: N_com = 0 (psi term 0), a1 (F = 0.1 < 0.5) is an Omega negative
+    first = torch.tensor([[True, False]])
+    targets = torch.zeros(1, 2, 4)
+    targets[0, 0, 0] = 2.0
+    out = ral_detection_loss(torch.zeros(1, 2), torch.zeros(1, 2, 4), first, first.clone(), torch.tensor([[0.9, 0.1]]),
+                             targets)
+    assert (out["num_norm"].item(), out["num_com"].item(), out["num_ignored"].item()) == (1, 0, 0)
+    assert out["cls"].item() == pytest.approx(FL_POS_HALF + FL_NEG_HALF, rel=1e-5)
+    assert out["loc"].item() == pytest.approx(1.5)
 
 
 def test_ral_without_compensation_and_gradients():

@@ -170,3 +170,98 @@ def test_bad_inputs():
         m.match("oam", torch.zeros(1, 3))
     with pytest.raises(ValueError, match="iou must be"):
         m.sms(torch.zeros(3))
+
+
+# -- rules pinned against surviving mutants ---------------------------------------------------
+
+def test_dms_forces_only_faces_with_no_first_step_match():
+    # spec 4.2: the forced best anchor is for faces with M_j = 0 only; here both faces have M = 1
+    iou = T([[0.6, 0.4], [0.7, 0.0]])
+    assert m.sms(iou).tolist() == [1, 0]
+    assert m.dms(iou).tolist() == [1, 0]
+
+
+def test_dms_min_iou_is_inclusive():
+    # spec 4.2: the forced match is skipped only when the best IoU is < dms_min_iou
+    iou = T([[0.25, 0.125]])
+    assert m.dms(iou, min_iou=0.25).tolist() == [0, -1]
+    assert m.dms(iou, min_iou=0.375).tolist() == [-1, -1]
+
+
+def test_dms_never_forces_an_anchor_that_does_not_overlap_the_face():
+    # spec 4.2: both faces are unmatched and want a0; face 0 takes it, and face 1's "best anchor not
+    # already forced" must still overlap it (forced matches need IoU > 0), so face 1 gets nothing
+    iou = T([[0.3, 0.0], [0.3, 0.0]])
+    assert m.dms(iou).tolist() == [0, -1]
+
+
+def test_nams_stage_one_is_dms_and_its_matches_count_toward_n():
+    # spec 4.3: stage one is DMS, so a face below 0.1 everywhere still keeps its forced best anchor
+    assert m.nams(T([[0.08, 0.05]]), n=3).tolist() == [0, -1]
+    # the forced anchor counts toward N: M = 1 after stage one -> add the best N - M = 2, not 3
+    assert m.nams(T([[0.30, 0.25, 0.20, 0.15]]), n=3).tolist() == [0, 0, 0, -1]
+
+
+def test_oam_takes_candidates_by_predicted_box_iou():
+    # spec 4.6: candidates are taken in descending pred_iou (a2: 0.85 before a1: 0.82), not anchor IoU
+    iou = T([[0.5, 0.2, 0.1]])
+    pred = T([[0.9, 0.82, 0.85]])
+    assigned, compensated, _ = m.oam(iou, pred, k=2, t=0.8)
+    assert assigned.tolist() == [0, -1, 0]
+    assert compensated.tolist() == [False, False, True]
+
+
+def test_oam_quality_max_is_over_real_faces_only():
+    # spec 4.6: F of a non-compensated anchor = max over faces of its predicted-box IoU, 0 without
+    # faces; padding rows are not faces, whatever their pred_iou
+    iou = T([[[0.5, 0.1], [0.0, 0.0]],
+             [[0.0, 0.0], [0.0, 0.0]]])
+    pred = T([[[0.3, 0.2], [0.9, 0.9]],
+              [[0.6, 0.7], [0.9, 0.9]]])
+    valid = T([[True, False], [False, False]])
+    assigned, compensated, quality = m.oam(iou, pred, valid, k=3, t=0.8)
+    assert assigned.tolist() == [[0, -1], [-1, -1]]
+    assert not compensated.any()
+    assert torch.allclose(quality, T([[0.3, 0.2], [0.0, 0.0]]))
+
+
+def test_match_marks_dms_override_of_another_faces_positive_as_compensated():
+    # spec 4.2 / 8: a0 is face 0's first-step positive, then face 1's forced (second-step) anchor
+    result = m.match("dms", T([[0.50, 0.40], [0.45, 0.0]]))
+    assert result.first_step.tolist() == [0, 0]
+    assert result.assigned.tolist() == [1, 0]
+    assert result.compensated.tolist() == [True, False]
+
+
+def test_mean_matches_per_face_counts_forced_matches_and_divides_by_faces():
+    # spec 4.3: mean over faces of the stage-one (DMS) M_j
+    anchors = T([[0.0, 0, 10, 10], [100, 100, 110, 110], [101, 100, 111, 110]])
+    # one image, two faces: face 0 has IoU 0.3 with a0 (M = 1 only via the forced match); face 1 has
+    # IoU 1.0 with a1 and 90/110 with a2 (M = 2); the empty image adds no face -> (1 + 2) / 2
+    images = [T([[0.0, 0, 10, 3], [100.0, 100, 110, 110]]), torch.zeros(0, 4)]
+    assert m.mean_matches_per_face(images, anchors) == pytest.approx(1.5)
+
+
+def test_estimate_nams_n_rounds_half_up():
+    # spec 4.3: N = round(mean M_j); mean 2.5 rounds to 3 (ordinary rounding, not round-half-even)
+    anchors = T([[0.0, 0, 10, 10], [1, 0, 11, 10], [2, 0, 12, 10],        # IoU 1, 0.82, 0.67 with face 0
+                 [100, 100, 110, 110], [101, 100, 111, 110]])             # IoU 1, 0.82 with face 1
+    images = [T([[0.0, 0, 10, 10], [100.0, 100, 110, 110]])]
+    assert m.mean_matches_per_face(images, anchors) == pytest.approx(2.5)
+    assert m.estimate_nams_n(images, anchors) == 3
+
+
+def test_default_parameters_follow_the_spec():
+    # spec 4.6: OAM K = 3, T = 0.8 -> M = 1, only a1 (0.85) is a candidate; a2 (0.75) is not > 0.8
+    iou = T([[0.5, 0.1, 0.1, 0.1]])
+    pred = T([[0.9, 0.85, 0.75, 0.3]])
+    assigned, compensated, _ = m.oam(iou, pred)
+    assert assigned.tolist() == [0, 0, -1, -1]
+    assert compensated.tolist() == [False, True, False, False]
+    result = m.match("oam", iou, pred_iou=pred)
+    assert result.assigned.tolist() == [0, 0, -1, -1]
+    assert result.compensated.tolist() == [False, True, False, False]
+    # spec 4.5 / 4.7: ZCC hard-face compensation takes the top N = 5 anchors
+    zcc_iou = T([[0.30, 0.25, 0.20, 0.15, 0.10, 0.05]])
+    assert m.zcc(zcc_iou).tolist() == [0, 0, 0, 0, 0, -1]
+    assert m.match("zcc", zcc_iou).assigned.tolist() == [0, 0, 0, 0, 0, -1]

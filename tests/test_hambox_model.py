@@ -113,6 +113,26 @@ def test_config_round_trip_presets_and_validation():
     assert t[0, :, 0, 0].tolist() == pytest.approx([(1 - 0.485) / 0.229, (1 - 0.456) / 0.224, (1 - 0.406) / 0.225])
 
 
+def test_default_config_uses_the_paper_hyper_parameters():
+    # spec 4.6/6: OAM K = 3, T = 0.8 at matching threshold 0.35; spec 5: alpha 0.25, gamma 2, beta 1, lambda 1,
+    # RAL high quality at F >= 0.5; spec 2.3: PA at 0.35 with weight 1; spec 3: variances (0.1, 0.1, 0.2, 0.2)
+    config = HAMBoxConfig()
+    assert (config.oam_k, config.oam_t, config.match_threshold, config.ral_high_quality) == (3, 0.8, 0.35, 0.5)
+    assert (config.focal_alpha, config.focal_gamma, config.smooth_l1_beta, config.loc_weight) == (0.25, 2.0, 1.0, 1.0)
+    assert (config.pa_threshold, config.pa_weight, config.variances) == (0.35, 1.0, (0.1, 0.1, 0.2, 0.2))
+
+
+def test_zcc_shift_jitter_draws_both_zero_and_one():
+    # spec 4.5: with s_A = 4 (max_shift 1) each image moves by (dx, dy) drawn from {0, 1}^2
+    images = torch.arange(16.0).reshape(1, 1, 4, 4).repeat(32, 1, 1, 1)
+    box = torch.tensor([[1.0, 1.0, 2.0, 2.0]])
+    moved, targets = shift_jitter(images, [box] * 32, 1, generator=torch.Generator().manual_seed(0))
+    shifts = [(int(t[0, 0]) - 1, int(t[0, 1]) - 1) for t in targets]
+    assert {dx for dx, _ in shifts} == {0, 1} and {dy for _, dy in shifts} == {0, 1}
+    for i, (dx, dy) in enumerate(shifts):
+        assert torch.equal(moved[i, 0, dy:, dx:], images[i, 0, : 4 - dy, : 4 - dx])
+
+
 def test_context_boxes_and_shift_jitter():
     boxes = torch.tensor([[10.0, 10.0, 20.0, 30.0]])
     assert context_boxes(boxes, 2.0, (100, 100)).tolist() == [[5.0, 0.0, 25.0, 40.0]]
@@ -125,9 +145,9 @@ def test_context_boxes_and_shift_jitter():
     assert shift_jitter(images, [boxes], 0)[0] is images
 
 
-def _force_predictions(model: HAMBox, boxes: torch.Tensor) -> None:
-    """Make every anchor's decoded box equal `boxes` (keeping the graph for backward)."""
-    face_branch = model.head.face
+def _force_predictions(model: HAMBox, boxes: torch.Tensor, branch: str = "face") -> None:
+    """Make every anchor's decoded box of `branch` ("face" or a PA branch) equal `boxes` (keeping the graph)."""
+    face_branch = model.head.face if branch == "face" else model.head.context[branch]
     original = face_branch.forward
 
     def patched(features):
@@ -168,3 +188,30 @@ def test_loss_rejects_mismatched_targets():
         model.loss(torch.randn(2, 3, 32, 32), [torch.zeros(0, 4)])
     with pytest.raises(ValueError, match="NAMS needs"):
         HAMBox(HAMBoxConfig.preset("tiny", matcher="nams")).loss(torch.randn(1, 3, 64, 64), [M1_FACE])
+
+
+@pytest.mark.parametrize("ral", [True, False])
+def test_oam_regression_targets_are_relative_to_the_anchor(ral):
+    # spec 4.6: target = encode(anchor, face), not relative to the prediction, so predictions that already decode
+    # to the face leave no localisation loss
+    torch.manual_seed(0)
+    model = HAMBox(HAMBoxConfig.preset("tiny", pyramid_anchors=False, ral=ral)).train()
+    _force_predictions(model, M1_FACE)
+    out = model.loss(torch.randn(1, 3, 64, 64), [M1_FACE])
+    assert out.parts["num_norm" if ral else "num_pos"].item() >= 1
+    assert out.parts["loc"].item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_pa_head_targets_are_the_face_grown_twice():
+    # spec 2.3: head box = face (13, 22, 43, 34) grown by half its width/height on each side -> (-2, 16, 58, 40),
+    # clipped to the 64 x 64 image -> (0, 16, 58, 40); head predictions equal to it leave no PA loc loss
+    head_box = torch.tensor([[0.0, 16.0, 58.0, 40.0]])
+    images = torch.randn(1, 3, 64, 64)
+    losses = {}
+    for name, forced in (("head", head_box), ("face", M1_FACE)):
+        torch.manual_seed(0)
+        model = HAMBox(HAMBoxConfig.preset("tiny")).train()
+        _force_predictions(model, forced, branch="head")
+        losses[name] = model.loss(images, [M1_FACE]).parts["pa_head_loc"].item()
+    assert losses["head"] == pytest.approx(0.0, abs=1e-6)
+    assert losses["face"] > 0.1   # the head branch does have positives, regressed to the head box
