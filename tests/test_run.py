@@ -95,7 +95,9 @@ def test_rerun_is_served_from_the_cache(reference, tmp_path):
 
 
 SLOW_RUN = """
-import sys, time
+import signal, sys, time
+# a test run launched in the background of a non-interactive shell inherits SIGINT ignored; Ctrl-C is what we test
+signal.signal(signal.SIGINT, signal.default_int_handler)
 sys.path.insert(0, {repo!r})
 from detectors import registry
 from detectors.third_party.yunet import YuNetDetector
