@@ -175,15 +175,23 @@ class PredictionCache:
 
 def _lock_part(handle: Any, path: Path) -> None:
     """Take the part file's lock without waiting (two runs of one shard would both compute every image)."""
+    if not _flock(handle, wait=False):
+        raise InputError(path, None, "another facebench run is writing this shard into the same --out; wait "
+                                     "for it to finish (then run again to resume) or use another --out")
+
+
+def _flock(handle: Any, *, wait: bool) -> bool:
+    """Lock an open file exclusively until it is closed; False when `wait` is off and another holds it.
+    Where fcntl is absent (Windows) nothing is locked."""
     try:
         import fcntl
-    except ImportError:  # Windows: no lock
-        return
+    except ImportError:
+        return True
     try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(handle, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        raise InputError(path, None, "another facebench run is writing this shard into the same --out; wait "
-                                     "for it to finish (then run again to resume) or use another --out") from None
+        return False
+    return True
 
 
 # (part file, line) pairs already reported in this process: a run reads its cache twice (to resume, to merge)
@@ -520,18 +528,10 @@ def finalize(out: Path, sources: Sequence[Path] | None = None, *, data_root: str
 def _exclusive(out: Path) -> Iterator[None]:
     """Hold `out`'s finalize lock: two merges into one folder at once deleted each other's staged predictions
     and scored the half-written files (the second waits, then redoes the merge). No lock where fcntl is absent."""
-    try:
-        import fcntl
-    except ImportError:  # Windows
-        yield
-        return
     out.mkdir(parents=True, exist_ok=True)
-    with open(out / ".finalize.lock", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with open(out / ".finalize.lock", "a") as handle:  # closing it releases the lock
+        _flock(handle, wait=True)
+        yield
 
 
 def _finalize(out: Path, sources: list[Path], first: Mapping[str, Any], *, data_root: str | None,
