@@ -268,6 +268,20 @@ def test_non_numeric_ground_truth_variables_are_input_errors(tmp_path):
         load_ground_truth(root)
 
 
+def test_keep_lists_that_do_not_nest_warn_naming_the_file(tmp_path, capsys):
+    two = [{"name": "A", "boxes": [[0, 0, 20, 20], [40, 40, 20, 20]], "easy": [1, 2], "medium": [1, 2], "hard": [2]}]
+    root = write_ground_truth(tmp_path / "gt", [("0--Mini", two)])
+    for _ in range(2):  # parsed, then from the cache
+        gt = load_ground_truth(root)
+        err = capsys.readouterr().err
+        assert err.count("warning: ") == 1
+        assert (f"{root / 'wider_hard_val.mat'}: 1 faces kept in medium are not kept in hard "
+                "(first: 0--Mini/A face 1)") in err
+    assert gt.keep["hard"].tolist() == [False, True]  # still scored as the files say
+    load_ground_truth(write_mini_gt(tmp_path / "nested"))
+    assert capsys.readouterr().err == ""
+
+
 def test_no_pair_reaching_half_overlap_gives_zero_ap(tmp_path):
     one = {"name": "A", "boxes": [[0, 0, 20, 20]], "easy": [1], "medium": [1], "hard": [1]}
     gt = load_ground_truth(write_ground_truth(tmp_path / "gt", [("0--Mini", [one])]))
@@ -424,6 +438,7 @@ def test_real_ground_truth_counts(shared_data):
     assert (len(gt.events), gt.n_images, len(gt.boxes)) == (61, 3226, 39708)
     assert {s: int(m.sum()) for s, m in gt.keep.items()} == {"easy": 7211, "medium": 13319, "hard": 31958}
     assert not (gt.keep["hard"] & (gt.attributes["invalid"] == 1)).any()
+    assert not (gt.keep["easy"] & ~gt.keep["medium"]).any() and not (gt.keep["medium"] & ~gt.keep["hard"]).any()
     old = load_ground_truth(require(shared_data / "widerface" / "ground_truth_old_2016"))
     assert old.version == "2016" and not old.integer_boxes and old.n_images == 3226
 

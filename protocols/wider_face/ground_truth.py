@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from facebench.cache import cache_file, load_arrays, save_arrays
-from facebench.errors import InputError
+from facebench.errors import InputError, warn
 from facebench.io_mat import load_mat
 from facebench.results import sha256_files
 
@@ -76,6 +76,7 @@ def load_ground_truth(gt_dir: str | os.PathLike, version: str | None = None) -> 
     digest = sha256_files(paths)
     cached = _load_cache(digest, gt_dir, version)
     if cached is not None:
+        warn_unnested_settings(cached, paths[1:])
         return cached
     face = load_mat(paths[0])
     for key in ("event_list", "file_list", "face_bbx_list"):
@@ -160,7 +161,23 @@ def load_ground_truth(gt_dir: str | os.PathLike, version: str | None = None) -> 
         image_index={key: i for i, key in enumerate(images)},
     )
     _save_cache(gt)
+    warn_unnested_settings(gt, paths[1:])
     return gt
+
+
+def warn_unnested_settings(gt: WiderGroundTruth, keep_files: list[Path]) -> None:
+    """Warn when easy is not within medium or medium not within hard, as in every official release."""
+    # Scoring is still defined for any keep lists, so this is a warning: it catches swapped or
+    # mislabelled files (a hard list copied from easy scores "hard" as easy without any error).
+    for (inner, outer), path in zip((("easy", "medium"), ("medium", "hard")), keep_files[1:]):
+        stray = gt.keep[inner] & ~gt.keep[outer]
+        if stray.any():
+            first = int(np.flatnonzero(stray)[0])
+            image = int(np.searchsorted(gt.face_offsets, first, side="right") - 1)
+            event, name = gt.images[image]
+            warn(f"{path}: {int(stray.sum())} faces kept in {inner} are not kept in {outer} (first: {event}/{name} "
+                 f"face {first - int(gt.face_offsets[image]) + 1}); official {outer} lists contain all {inner} faces, "
+                 "check that the files are not swapped")
 
 
 def _cache_path(digest: str) -> Path | None:
