@@ -127,6 +127,15 @@ class Benchmark(ABC):
 
 
 DATA_ROOT_ENV = "FACEBENCH_DATA_ROOT"
+SHARED_DATA_ENV = "FACEBENCH_SHARED_DATA"
+
+
+def default_data_roots() -> list[Path]:
+    """Where `facebench eval` looks for ground truth without --data-root: $FACEBENCH_DATA_ROOT,
+    $FACEBENCH_SHARED_DATA, then ../shared/data beside the checkout (the layout of all three is the same)."""
+    roots = [Path(os.environ[name]) for name in (DATA_ROOT_ENV, SHARED_DATA_ENV) if os.environ.get(name)]
+    roots.append(Path(__file__).resolve().parents[2] / "shared" / "data")
+    return roots
 
 
 def resolve_data_root(folder: str, data_root: str | os.PathLike | None) -> Path | None:

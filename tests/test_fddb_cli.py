@@ -52,16 +52,39 @@ def test_cli_annotations_file_and_ellipse_format(mini, tmp_path, capsys, monkeyp
     assert "annotation file, 3 images, 4 faces" in out
 
 
-def test_cli_without_sizes_says_what_to_pass(mini, capsys):
+def test_cli_without_sizes_says_what_to_pass(mini, capsys, monkeypatch, tmp_path):
+    from facebench import datasets
+
+    monkeypatch.setattr(datasets, "default_data_roots", lambda: [tmp_path / "nowhere"])
     code, _, err = run_cli(["eval", "fddb", str(mini["rects"]), "--folds-dir", str(mini["folds"])], capsys)
     assert code == 2
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "--image-sizes" in errors[0] and "FACEBENCH_FDDB_SIZES" in errors[0]
 
 
-def test_cli_without_ground_truth(mini, capsys):
+def test_cli_without_ground_truth(mini, capsys, monkeypatch, tmp_path):
+    from facebench import datasets
+
+    monkeypatch.setattr(datasets, "default_data_roots", lambda: [tmp_path / "nowhere"])
     code, _, err = run_cli(["eval", "fddb", str(mini["rects"]), "--image-sizes", str(mini["sizes"])], capsys)
-    assert code == 2 and "--folds-dir" in err
+    assert code == 2 and "--folds-dir" in err and f"looked for fddb/FDDB-folds/ in {tmp_path / 'nowhere'}" in err
+
+
+def test_cli_finds_folds_and_sizes_under_the_default_roots(mini, capsys, monkeypatch, tmp_path):
+    import shutil
+
+    from facebench import datasets
+
+    root = tmp_path / "root"
+    shutil.copytree(mini["folds"], root / "fddb" / "FDDB-folds")
+    shutil.copy(mini["sizes"], root / "fddb" / "image_sizes.tsv")
+    monkeypatch.setattr(datasets, "default_data_roots", lambda: [tmp_path / "nowhere", root])
+    code, out, err = run_cli(["eval", "fddb", str(mini["rects"]), "--convention", "opencv4"], capsys)
+    assert code == 0, err
+    assert "ROC points: 6" in out
+    (root / "fddb" / "image_sizes.tsv").write_text("z/other\t10\t10\n")
+    code, _, err = run_cli(["eval", "fddb", str(mini["rects"]), "--folds-dir", str(mini["folds"])], capsys)
+    assert code == 2 and f"the size table found by default under {root}; pass --image-sizes" in err
 
 
 def test_cli_bad_detection_line_is_one_error_line(mini, capsys):

@@ -413,6 +413,38 @@ def test_cli_labels_the_old_float_ground_truth_2016(tmp_path, capsys, shared_dat
     assert json.loads(out.read_text())["settings"]["ground_truth_version"] == "2016"
 
 
+def test_ground_truth_folder_from_data_root_or_the_default_roots(mini, tmp_path, monkeypatch):
+    import shutil
+
+    from facebench import datasets
+    from facebench.commands.eval_widerface import resolve_gt_dir
+    from facebench.errors import InputError
+
+    gt, _ = mini
+    root = tmp_path / "root"
+    shutil.copytree(gt.source, root / "widerface" / "ground_truth")
+    assert resolve_gt_dir(None, str(root), "2017") == root / "widerface" / "ground_truth"
+    with pytest.raises(InputError, match="no WIDER FACE 2016 ground truth found under it"):
+        resolve_gt_dir(None, str(root), "2016")
+    monkeypatch.setattr(datasets, "default_data_roots", lambda: [tmp_path / "nowhere", root])
+    assert resolve_gt_dir(None, None, "2017") == root / "widerface" / "ground_truth"
+    assert str(resolve_gt_dir("given", str(tmp_path / "nowhere"), "2017")) == "given"
+    monkeypatch.setattr(datasets, "default_data_roots", lambda: [tmp_path / "nowhere"])
+    with pytest.raises(InputError, match=f"looked for widerface/ground_truth/ in {tmp_path / 'nowhere'}"):
+        resolve_gt_dir(None, None, "2017")
+
+
+def test_default_roots_order(monkeypatch, tmp_path):
+    from facebench.datasets import default_data_roots
+
+    monkeypatch.setenv("FACEBENCH_DATA_ROOT", str(tmp_path / "a"))
+    monkeypatch.setenv("FACEBENCH_SHARED_DATA", str(tmp_path / "b"))
+    roots = default_data_roots()
+    assert roots[:2] == [tmp_path / "a", tmp_path / "b"] and roots[2].parts[-2:] == ("shared", "data")
+    monkeypatch.delenv("FACEBENCH_DATA_ROOT")
+    assert default_data_roots()[0] == tmp_path / "b"
+
+
 def test_cli_bad_input_is_one_line(tmp_path):
     import subprocess
     import sys

@@ -56,15 +56,10 @@ def _check_overlap(ctx: click.Context, param: click.Parameter, value: float) -> 
 
 
 def shared_annotation_dirs(dataset: str) -> list[Path]:
-    """Where annotations are looked for without --annotations: $FACEBENCH_DATA_ROOT, $FACEBENCH_SHARED_DATA,
-    then ../shared/data beside the checkout."""
-    roots = []
-    if os.environ.get("FACEBENCH_DATA_ROOT"):
-        roots.append(Path(os.environ["FACEBENCH_DATA_ROOT"]))
-    if os.environ.get("FACEBENCH_SHARED_DATA"):
-        roots.append(Path(os.environ["FACEBENCH_SHARED_DATA"]))
-    roots.append(Path(__file__).resolve().parents[2].parent / "shared" / "data")
-    return [root / dataset / "annotations" for root in roots]
+    """Where annotations are looked for without --annotations or --data-root (see `default_data_roots`)."""
+    from facebench.datasets import default_data_roots
+
+    return [root / dataset / "annotations" for root in default_data_roots()]
 
 
 def resolve_annotations(dataset: str, annotations: str | None, old: bool) -> Path:

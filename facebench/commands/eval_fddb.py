@@ -14,6 +14,17 @@ from facebench.results import records_path
 CONVENTIONS = ("opencv21", "negated-angle", "opencv4")
 
 
+def _roots(data_root: str | None) -> list[Path]:
+    """--data-root alone when given, else the default roots (`default_data_roots`)."""
+    from facebench.datasets import default_data_roots
+
+    return [Path(data_root)] if data_root else default_data_roots()
+
+
+def _listed(roots: list[Path]) -> str:
+    return ", ".join(str(root) for root in roots)
+
+
 def resolve_ground_truth(folds_dir: Path | None, annotations: Path | None, data_root: str | None):
     """--annotations, else --folds-dir, else <data root>/fddb/FDDB-folds."""
     from protocols import fddb
@@ -24,13 +35,14 @@ def resolve_ground_truth(folds_dir: Path | None, annotations: Path | None, data_
         return fddb.load_annotations(annotations)
     if folds_dir is not None:
         return fddb.load_folds(folds_dir)
-    root = data_root or os.environ.get("FACEBENCH_DATA_ROOT")
-    if root:
-        for candidate in (Path(root) / "fddb" / "FDDB-folds", Path(root) / "FDDB-folds"):
+    roots = _roots(data_root)
+    for root in roots:
+        for candidate in (root / "fddb" / "FDDB-folds", root / "FDDB-folds"):
             if candidate.is_dir():
                 return fddb.load_folds(candidate)
-    raise InputError(None, None, "no FDDB ground truth: pass --folds-dir DIR (FDDB-fold-XX.txt with "
-                     "FDDB-fold-XX-ellipseList.txt) or --annotations FILE (one ellipse list)")
+    raise InputError(None, None, f"no FDDB ground truth found (looked for fddb/FDDB-folds/ in {_listed(roots)}): "
+                     "pass --folds-dir DIR (FDDB-fold-XX.txt with FDDB-fold-XX-ellipseList.txt), --annotations "
+                     "FILE (one ellipse list) or --data-root DIR")
 
 
 def resolve_sizes(gt, image_sizes: Path | None, images: Path | None, data_root: str | None):
@@ -46,11 +58,14 @@ def resolve_sizes(gt, image_sizes: Path | None, images: Path | None, data_root: 
     env = os.environ.get("FACEBENCH_FDDB_SIZES")
     if env:
         return fddb.read_size_table(env, gt)
-    root = data_root or os.environ.get("FACEBENCH_DATA_ROOT")
-    if root:
-        for candidate in (Path(root) / "fddb" / "image_sizes.tsv", Path(root) / "image_sizes.tsv"):
+    for root in _roots(data_root):
+        for candidate in (root / "fddb" / "image_sizes.tsv", root / "image_sizes.tsv"):
             if candidate.is_file():
-                return fddb.read_size_table(candidate, gt)
+                try:
+                    return fddb.read_size_table(candidate, gt)
+                except InputError as exc:
+                    raise InputError(exc.path, exc.line, f"{exc.message} (the size table found by default under "
+                                     f"{root}; pass --image-sizes FILE.tsv or --images DIR)") from None
     raise InputError(None, None, "FDDB clips every region to its image, so it needs the image sizes: pass "
                      "--image-sizes FILE.tsv (columns image width height) or --images DIR, or set "
                      "FACEBENCH_FDDB_SIZES")
@@ -94,7 +109,8 @@ def overlay_series(paths):
 @click.option("--images", type=click.Path(file_okay=False, path_type=Path),
               help="Folder of the images (<name>.jpg); only their sizes are read.")
 @click.option("--data-root", type=click.Path(file_okay=False), help="Root holding fddb/FDDB-folds and "
-              "fddb/image_sizes.tsv (default $FACEBENCH_DATA_ROOT), used when the options above are absent.")
+              "fddb/image_sizes.tsv (default $FACEBENCH_DATA_ROOT, $FACEBENCH_SHARED_DATA, then ../shared/data "
+              "beside the checkout), used when the options above are absent.")
 @click.option("--format", "fmt", type=click.Choice(["rect", "ellipse"]), default="rect", show_default=True,
               help="Detections as 'left top width height score' or 'major minor angle cx cy score'.")
 @click.option("--convention", type=click.Choice(CONVENTIONS), default="opencv21", show_default=True,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -15,21 +14,23 @@ GT_SUBDIRS = {"2017": "ground_truth", "2016": "ground_truth_old_2016"}
 
 
 def resolve_gt_dir(gt_dir: str | None, data_root: str | None, version: str) -> Path:
-    """--gt-dir, else the version's folder under --data-root / $FACEBENCH_DATA_ROOT."""
+    """--gt-dir, else the version's folder under --data-root, else under the default roots (`default_data_roots`)."""
+    from facebench.datasets import default_data_roots
+
     if gt_dir:
         return Path(gt_dir)
-    root = data_root or os.environ.get("FACEBENCH_DATA_ROOT")
-    if not root:
-        raise InputError(None, None, "no ground truth given: pass --gt-dir DIR (the folder with "
-                         "wider_face_val.mat and wider_{easy,medium,hard}_val.mat), --data-root or set "
-                         "FACEBENCH_DATA_ROOT")
+    roots = [Path(data_root)] if data_root else default_data_roots()
     sub = GT_SUBDIRS[version]
-    candidates = [Path(root) / "widerface" / sub, Path(root) / sub, Path(root) / "eval_tools" / sub]
-    for candidate in candidates:
-        if (candidate / "wider_face_val.mat").is_file():
-            return candidate
-    raise InputError(root, None, f"no WIDER FACE {version} ground truth found under it (looked for "
-                     f"widerface/{sub}/wider_face_val.mat); pass --gt-dir")
+    for root in roots:
+        for candidate in (root / "widerface" / sub, root / sub, root / "eval_tools" / sub):
+            if (candidate / "wider_face_val.mat").is_file():
+                return candidate
+    if data_root:
+        raise InputError(data_root, None, f"no WIDER FACE {version} ground truth found under it (looked for "
+                         f"widerface/{sub}/wider_face_val.mat); pass --gt-dir")
+    raise InputError(None, None, f"no WIDER FACE {version} ground truth found (looked for widerface/{sub}/ in "
+                     f"{', '.join(str(r) for r in roots)}): pass --gt-dir DIR (the folder with wider_face_val.mat "
+                     "and wider_{easy,medium,hard}_val.mat) or --data-root DIR, or set FACEBENCH_DATA_ROOT")
 
 
 def load_versioned_ground_truth(gt_dir: Path, version: str | None):
@@ -73,7 +74,8 @@ def published_overlays(folders) -> dict:
                    "float boxes). The version recorded is always the one the files hold.")
 @click.option("--gt-txt", type=click.Path(dir_okay=False), help="Take boxes and attributes from a "
               "wider_face_val_bbx_gt.txt (keep lists still come from the .mat files).")
-@click.option("--data-root", type=click.Path(file_okay=False), help="Root holding widerface/ground_truth*/ (default: $FACEBENCH_DATA_ROOT).")
+@click.option("--data-root", type=click.Path(file_okay=False), help="Root holding widerface/ground_truth*/ (default: $FACEBENCH_DATA_ROOT, $FACEBENCH_SHARED_DATA, then "
+              "../shared/data beside the checkout).")
 @click.option("--semantics", type=click.Choice(["official", "python-port"]), default="official",
               show_default=True, help="Official MATLAB eval_tools, or the popular Python port's numbers.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the result JSON here "

@@ -20,7 +20,7 @@ def export_group() -> None:
               help="WIDER: prediction folder (<event>/<image>.txt); AFW/PASCAL: detection file.")
 @click.option("--gt-dir", type=click.Path(file_okay=False), help="WIDER: folder of the four official .mat files.")
 @click.option("--data-root", type=click.Path(file_okay=False), help="Root holding widerface/ground_truth/ (WIDER) or afw|pascal/annotations/ (AFW/PASCAL); "
-              "default: $FACEBENCH_DATA_ROOT.")
+              "default: $FACEBENCH_DATA_ROOT, $FACEBENCH_SHARED_DATA, then ../shared/data beside the checkout.")
 @click.option("--annotations", type=click.Path(), help="AFW/PASCAL: annotation .mat or its folder.")
 @click.option("--setting", type=click.Choice(["easy", "medium", "hard", "all"]), default="hard", show_default=True,
               help="WIDER: faces outside this setting are exported as crowd (ignored) regions.")
