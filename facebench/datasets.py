@@ -97,6 +97,9 @@ class Benchmark(ABC):
     prediction_format: str = ""
     #: the benchmark's folder under a data root (widerface/, fddb/ ...); "" = the data root is the folder itself
     folder: str = ""
+    #: files besides the result, records and figure that scoring writes into a run folder (removed with them
+    #: before new predictions land, so none describes the predictions of an earlier run)
+    derived_outputs: tuple[str, ...] = ()
 
     def __init__(self, data_root: str | os.PathLike | None = None) -> None:
         self.data_root = resolve_data_root(self.folder, data_root)
@@ -303,6 +306,8 @@ class FDDB(Benchmark):
     LAYOUT = ("DIR/fddb/FDDB-folds/FDDB-fold-{01..10}.txt, DIR/fddb/FDDB-folds/FDDB-fold-{01..10}-ellipseList.txt "
               "and DIR/fddb/originalPics/<entry>.jpg (DIR may also be the fddb folder itself)")
     FOLDS = tuple(f"{i:02d}" for i in range(1, 11))
+    ROC_PREFIX = "fddb-"
+    derived_outputs = (f"{ROC_PREFIX}DiscROC.txt", f"{ROC_PREFIX}ContROC.txt")
 
     def __init__(self, data_root: str | os.PathLike | None = None) -> None:
         super().__init__(data_root)
@@ -368,7 +373,7 @@ def _fddb_scored(bench: FDDB, predictions: Path) -> Scored | None:
 
     def save_records(path: Path) -> None:
         result.save_records(path)
-        result.write_roc(path.with_name("fddb-"))  # the official fddb-DiscROC.txt / fddb-ContROC.txt beside
+        result.write_roc(path.with_name(bench.ROC_PREFIX))  # the official fddb-DiscROC.txt / ContROC.txt beside
 
     return Scored(result=result, document=lambda extra: result.to_document(extra=extra), save_records=save_records,
                   plot=lambda path, label: plot_roc(path, label, result.curve), table=result.table,

@@ -409,6 +409,16 @@ def test_fddb_layout_runs_end_to_end_with_the_fddb_protocol(tmp_path):
     broken = _run(tmp_path / "out2", benchmark="fddb", data_root=str(root))
     doc = json.loads((tmp_path / "out2" / "result.json").read_text())
     assert doc["run"]["unreadable_images"]["count"] == 1 and broken.metrics["disc_tpr_at_1000fp"] < 1
+    # A re-merge that fails to score leaves neither the old result nor the old official ROC files beside the
+    # new predictions.
+    from facebench.run import finalize
+
+    (root / "FDDB-folds" / "FDDB-fold-01-ellipseList.txt").write_text("2002/07/01/big/img_1\nmany\n")
+    with pytest.raises(InputError, match="FDDB-fold-01-ellipseList.txt:2"):
+        finalize(tmp_path / "out", data_root=str(root))
+    left = sorted(p.name for p in (tmp_path / "out").iterdir() if not p.name.startswith("."))
+    assert "fddb-DiscROC.txt" not in left and "fddb-ContROC.txt" not in left and "result.json" not in left
+    assert "predictions" in left
 
 
 def test_unknown_benchmark_and_bad_arguments():
