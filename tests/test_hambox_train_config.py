@@ -83,6 +83,8 @@ BASE = {"schema": SCHEMA, "name": "x", "model": {"preset": "tiny"}}
     ({"data": {"das_anchor_scales": [32, 16]}}, "das_anchor_scales must be increasing positive"),
     ({"train": {"seed": -1}}, "'train.seed' must be >= 0"),
     ({"model": {"preset": "tiny", "pa_min_level": 9}}, "pa_min_level=9 is not a level"),
+    ({"model": {"preset": "tiny", "matcher": "zcc"}, "data": {"shift_jitter": 2}},
+     r"'data.shift_jitter' \(2\) and the zcc model's 'zcc_shift_jitter' \(1\) both jitter"),
 ])
 def test_bad_configs_are_input_errors(change, needle):
     with pytest.raises(InputError, match=needle):

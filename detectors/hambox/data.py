@@ -158,7 +158,9 @@ class AugmentConfig:
     flip_prob: float = 0.5
     random_interpolation: bool = True  # PyramidBox draws one of 5 resampling filters per crop
     interpolation: str = "bilinear"  # the filter used when random_interpolation is off
-    shift_jitter: int = 0  # ZCC face-shift jittering: (dx, dy) uniform in {0..shift_jitter-1}; 0 = off
+    # ZCC face-shift jittering in the crop: (dx, dy) uniform in {0..shift_jitter-1}; 0 = off. The model's
+    # zcc_shift_jitter does the same on the batch with {0..n}: n = shift_jitter - 1; use one, not both.
+    shift_jitter: int = 0
     max_tries: int = 10  # augmentation attempts per image before another image is drawn
     pad_rgb: tuple[int, int, int] = IMAGENET_MEAN_RGB
 

@@ -246,9 +246,14 @@ def _check_values(config: TrainConfig, fail) -> None:
     except (ValueError, TypeError) as exc:
         fail(_first_quoted(str(exc)) or "model", f"model: {exc}", "model")
     try:
-        config.augment_config()
+        augment = config.augment_config()
     except (ValueError, TypeError) as exc:
         fail(_first_quoted(str(exc)) or "data", f"data: {exc}", "data")
+    model = config.model_config()
+    if model.matcher == "zcc" and model.zcc_shift_jitter > 0 and augment.shift_jitter > 0:
+        # Two spellings of one ZCC step (the crop's {0..n-1}, the model's {0..n}): both on would jitter twice.
+        fail("shift_jitter", f"'data.shift_jitter' ({augment.shift_jitter}) and the zcc model's 'zcc_shift_jitter' "
+             f"({model.zcc_shift_jitter}) both jitter the faces: set one of them to 0")
 
 
 def _first_quoted(message: str) -> str | None:
