@@ -38,6 +38,12 @@ CONVENTION_KEYS: dict[str, tuple[str, ...]] = {
     "face-eval": ("annotation_style", "iterations", "overlap_threshold", "min_width", "min_height",
                   "min_detection_pixels"),
 }
+# Settings the leaderboard, plots and checks read as numbers (validated when present).
+NUMERIC_SETTINGS: dict[str, tuple[str, ...]] = {
+    "wider": ("iou_threshold", "thresh_num"),
+    "fddb": ("pi",),
+    "face-eval": ("iterations", "overlap_threshold", "min_width", "min_height", "min_detection_pixels"),
+}
 # Protocols whose documents use the result envelope but are analyses, not benchmark results (no leaderboard row).
 ANALYSIS_PROTOCOLS = frozenset({"anchor-coverage"})
 GENERIC_CONVENTION_KEYS = ("semantics", "convention", "compat", "iou_threshold", "overlap_threshold")
@@ -163,6 +169,10 @@ def validate_document(doc: dict[str, Any], path: str | os.PathLike, text: str | 
         v.number(value, f"metrics.{name}")  # the gate, plots and ranks read a headline metric as one number
         if isinstance(value, (int, float)) and not 0.0 <= value <= 1.0:  # a percentage here would pass any gate
             raise v.fail(f"metrics.{name}", f"must be a fraction in [0, 1], got {value}")
+
+    for name in NUMERIC_SETTINGS.get(family, ()):
+        if name in doc["settings"]:
+            v.number(doc["settings"][name], f"settings.{name}", nullable=False, minimum=0)
 
     curves = doc.get("curves", {})
     v.obj(curves, "curves")

@@ -107,6 +107,9 @@ def test_run_document_identity_includes_config_and_weights(tmp_path: Path) -> No
     (lambda d: d.update(timing={"ms_per_image": -3}), "timing.ms_per_image", True),
     (lambda d: d.update(timing={"ms_per_image": {"total": "fast"}}), "timing.ms_per_image.total", True),
     (lambda d: d.update(settings=[]), "settings", True),
+    # settings the leaderboard and the checks read as numbers
+    (lambda d: d["settings"].update(thresh_num="many"), "settings.thresh_num", True),
+    (lambda d: d["settings"].update(iou_threshold=None), "settings.iou_threshold", True),
 ])
 def test_invalid_fields_name_file_line_and_field(tmp_path: Path, mutate, field: str, present: bool) -> None:
     doc = synthetic_document()
@@ -160,6 +163,16 @@ def test_scan_skips_a_file_with_a_malformed_curve(tmp_path: Path, capsys) -> Non
     assert [r.path.name for r in scan(tmp_path, skip_invalid=True)] == ["ok.json"]
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "skipped" in err and "bad.json" in err and "curves.hard.precision" in err
+
+
+@pytest.mark.parametrize("value", ["30", [30, 30], None, -1, True])
+def test_face_eval_size_settings_must_be_numbers(tmp_path: Path, value) -> None:
+    doc = synthetic_document("afw")
+    doc["settings"]["min_width"] = value
+    with pytest.raises(InputError, match="field 'settings.min_width': must be"):
+        load_result(write(tmp_path / "bad.json", doc))
+    doc["settings"]["min_width"] = 20  # another size rule is valid, and the leaderboard shows it
+    assert load_result(write(tmp_path / "ok.json", doc)).doc["settings"]["min_width"] == 20
 
 
 def test_missing_required_field_and_bad_json_are_clear(tmp_path: Path) -> None:
