@@ -484,6 +484,26 @@ def test_published_curve_reader(shared_data):
     assert 0.8 < curves["hard"].ap < curves["easy"].ap < 1
 
 
+@pytest.mark.parametrize("curve, message", [
+    (np.array("text"), "pr_cruve must hold numbers, got str"),
+    (np.zeros((3, 3)), r"pr_cruve must be N x 2, got \(3, 3\)"),
+])
+def test_published_curve_errors_name_the_file(tmp_path, curve, message):
+    import scipy.io
+
+    from facebench.errors import InputError
+    from protocols.wider_face.published import read_published_curve
+
+    path = tmp_path / "M" / "wider_pr_info_M_hard_val.mat"
+    path.parent.mkdir()
+    scipy.io.savemat(path, {"pr_cruve": curve, "legend_name": "M"})
+    with pytest.raises(InputError, match=message) as info:
+        read_published_curve(path)
+    assert info.value.path == str(path)
+    scipy.io.savemat(path, {"pr_cruve": np.array([[1.0, 0.1], [0.5, 0.6]]), "legend_name": "M"})
+    assert read_published_curve(path).legend == "M"
+
+
 def test_split_txt_reader_and_errors(tmp_path):
     from facebench.errors import InputError
     from protocols.wider_face.split_txt import read_split_txt

@@ -46,7 +46,10 @@ def read_published_curve(path: str | os.PathLike) -> PublishedCurve:
     curve = data.get("pr_cruve", data.get("pr_curve"))
     if curve is None:
         raise InputError(path, None, "no variable 'pr_cruve' (or 'pr_curve')")
-    curve = np.asarray(curve, dtype=np.float64)
+    curve = np.asarray(curve)
+    if curve.dtype.kind not in "iuf":
+        raise InputError(path, None, f"pr_cruve must hold numbers, got {curve.dtype.name} values")
+    curve = curve.astype(np.float64)
     if curve.ndim != 2 or 2 not in curve.shape:
         raise InputError(path, None, f"pr_cruve must be N x 2, got {curve.shape}")
     if curve.shape[1] != 2:
