@@ -165,6 +165,33 @@ def test_loading_errors(tiny_checkpoint, tmp_path):
         HAMBoxDetector(checkpoint=str(path), score_threshold="high")
 
 
+@pytest.mark.parametrize("change, message", [
+    (lambda raw: raw["state_dict"]["head.face.cls_pred.bias"].fill_(float("nan")),
+     "key 'head.face.cls_pred.bias' holds NaN or infinite weights"),
+    (lambda raw: raw["state_dict"].update({"head.face.cls_pred.weight": raw["state_dict"][
+        "head.face.cls_pred.weight"].to(torch.complex64)}), "'head.face.cls_pred.weight' has dtype torch.complex64"),
+    (lambda raw: raw["state_dict"].update({"head.face.cls_pred.weight": raw["state_dict"][
+        "head.face.cls_pred.weight"].to(torch.int64)}), "'head.face.cls_pred.weight' has dtype torch.int64"),
+    (lambda raw: raw.update(normalization=[1, 2]), "checkpoint 'normalization' must be a mapping, got list"),
+    (lambda raw: raw.update(extra="notes"), "checkpoint 'extra' must be a mapping, got str"),
+])
+def test_unusable_weights_and_sections_are_one_line_errors(tiny_checkpoint, tmp_path, change, message):
+    from detectors.hambox.detector import HAMBoxDetector
+
+    path, _, _ = tiny_checkpoint
+    raw = torch.load(path, weights_only=True)
+    change(raw)
+    broken = tmp_path / "broken.pt"
+    torch.save(raw, broken)
+    with pytest.raises(InputError, match=message) as info:
+        HAMBoxDetector(checkpoint=str(broken))
+    assert info.value.path == str(broken) and "\n" not in str(info.value)
+    raw = torch.load(path, weights_only=True)
+    raw["state_dict"] = {k: v.half() if v.is_floating_point() else v for k, v in raw["state_dict"].items()}
+    torch.save(raw, broken)  # fp16 weights (a half-precision export) still load
+    HAMBoxDetector(checkpoint=str(broken))
+
+
 def test_checkpoint_option_is_required(monkeypatch):
     from detectors.hambox.detector import HAMBoxDetector
 

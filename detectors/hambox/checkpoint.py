@@ -117,6 +117,9 @@ def load_checkpoint(path: str | os.PathLike, weights_only: bool = True) -> Check
     for key in ("config", "state_dict"):
         if not isinstance(payload.get(key), Mapping):
             raise InputError(path, None, f"checkpoint lacks '{key}'")
+    for key in ("normalization", "extra"):
+        if payload.get(key) is not None and not isinstance(payload[key], Mapping):
+            raise InputError(path, None, f"checkpoint '{key}' must be a mapping, got {type(payload[key]).__name__}")
     try:
         config = HAMBoxConfig.from_dict(payload["config"])
     except (TypeError, ValueError) as exc:
@@ -136,6 +139,12 @@ def check_state_dict(model: nn.Module, state_dict: Mapping[str, Tensor], path: s
         if not isinstance(got, Tensor) or tuple(got.shape) != tuple(value.shape):
             shape = tuple(got.shape) if isinstance(got, Tensor) else type(got).__name__
             raise InputError(path, None, f"state dict mismatch: key '{key}' has shape {shape}, model expects {tuple(value.shape)}")
+        if got.is_floating_point() != value.is_floating_point() or got.is_complex():
+            raise InputError(path, None, f"state dict mismatch: key '{key}' has dtype {got.dtype}, model expects "
+                                         f"{value.dtype}")
+        # A diverged run saves NaN weights; they would score 0 AP without a word.
+        if got.is_floating_point() and not bool(torch.isfinite(got).all()):
+            raise InputError(path, None, f"key '{key}' holds NaN or infinite weights (did the training diverge?)")
     for key in state_dict:
         if key not in expected:
             raise InputError(path, None, f"state dict mismatch: unexpected key '{key}'")
