@@ -223,6 +223,37 @@ def test_killed_run_resumes_to_the_uninterrupted_state(tiny_data, tmp_path):
     assert logged == list(range(1, start + 3))  # records the kill left past the checkpoint are dropped
 
 
+@pytest.mark.parametrize("failing_call", [7, 8])  # iteration 4: before its first micro-batch, or after its forward
+def test_a_run_stopped_by_bad_input_saves_where_it_stopped_and_resumes_exactly(tiny_data, tmp_path, monkeypatch,
+                                                                             failing_call):
+    from detectors.hambox import data as data_module
+
+    # Live batch norm and ZCC jitter: the unfinished iteration's forward moved running stats and the RNG.
+    config = tiny_config(model={"matcher": "zcc", "anchor_ratio": 1.0, "shifted_anchor_levels": [2],
+                                "backbone_norm": "batch"},
+                         train_section={"max_iters": 6, "checkpoint_every": 100, "keep_checkpoints": 0,
+                                        "total_batch": 4})
+    full = run(config, tmp_path / "full", tiny_data)
+    real, calls, said = data_module.raise_loader_error, [], []
+
+    def unreadable_on_call(batch):
+        calls.append(1)
+        if len(calls) == failing_call:
+            raise InputError("img_3.jpg", None, "cannot read image: truncated file")
+        real(batch)
+
+    monkeypatch.setattr(data_module, "raise_loader_error", unreadable_on_call)
+    with pytest.raises(InputError, match="cannot read image"):
+        train(RunOptions(config=config, out_dir=tmp_path / "part", data_root=tiny_data, echo=said.append,
+                         device="cpu", from_scratch=True))
+    monkeypatch.setattr(data_module, "raise_loader_error", real)
+    assert latest_checkpoint(tmp_path / "part").name == "ckpt_0000003.pt"
+    assert any("stopped after iteration 3" in line and "--resume" in line for line in said)
+    resumed = run(config, tmp_path / "part", tiny_data, resume=True)
+    assert resumed.records[0]["iteration"] == 4
+    assert_same_params(model_params(full.checkpoint), model_params(resumed.checkpoint))
+
+
 def test_resume_with_another_config_is_refused(tiny_data, tmp_path):
     run(tiny_config(train_section={"max_iters": 1}), tmp_path / "a", tiny_data)
     other = tiny_config(model={"matcher": "dms"}, train_section={"max_iters": 2})

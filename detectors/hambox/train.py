@@ -634,6 +634,13 @@ def train(options: RunOptions, ctx: DistContext | None = None) -> TrainResult:
     if ctx.device.type == "cuda":
         torch.backends.cudnn.benchmark = t.cudnn_benchmark
         torch.cuda.reset_peak_memory_stats(ctx.device)
+    done = start
+    # The RNG state and batch-norm statistics when `done` iterations were complete: what a checkpoint at `done`
+    # must hold (the except below). A forward of an unfinished iteration moves both.
+    running_stats = [b for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
+                     for b in m.buffers(recurse=False)]
+    done_rng = None if ctx.distributed else rng_state()
+    done_stats = [b.detach().clone() for b in running_stats]
     try:
         for iteration in range(start, max_iters):
             lr = lr_at(iteration, optim)
@@ -668,6 +675,9 @@ def train(options: RunOptions, ctx: DistContext | None = None) -> TrainResult:
             scaler.step(optimizer)
             scaler.update()
             done = iteration + 1
+            if not ctx.distributed:
+                done_rng = rng_state()
+                done_stats = [b.detach().clone() for b in running_stats]
 
             if log_now:
                 if ctx.device.type == "cuda":
@@ -715,6 +725,24 @@ def train(options: RunOptions, ctx: DistContext | None = None) -> TrainResult:
             if done % t.checkpoint_every == 0 or done == max_iters:
                 last_checkpoint = _save(out_dir, done, model, optimizer, scaler, use_scaler, config, model_config,
                                         run_info, ctx, t.keep_checkpoints)
+    except (Exception, KeyboardInterrupt):
+        # Bad input met mid-run (an unreadable image), a non-finite loss or Ctrl-C: keep the iterations done
+        # since the last periodic checkpoint. A partial iteration changed no weights and its RNG draws are undone
+        # by saving `done_rng`, so --resume follows the uninterrupted trajectory. Not with several processes:
+        # the others may be mid-collective and a gather would hang.
+        if done_rng is not None and done > start and (last_checkpoint is None
+                                                      or not last_checkpoint.name.endswith(f"{done:07d}.pt")):
+            try:
+                with torch.no_grad():
+                    for buffer, value in zip(running_stats, done_stats):
+                        buffer.copy_(value)
+                saved = _save(out_dir, done, model, optimizer, scaler, use_scaler, config, model_config, run_info,
+                              ctx, t.keep_checkpoints, states=[done_rng])
+                echo(f"[{config.name}] stopped after iteration {done}: saved {saved}; re-run with --resume to "
+                     "continue")
+            except Exception as exc:  # noqa: BLE001 - the original error is the one to report
+                echo(f"warning: could not save a checkpoint at iteration {done}: {type(exc).__name__}: {exc}")
+        raise
     finally:
         if writer is not None:
             writer.close()
@@ -731,10 +759,12 @@ def train(options: RunOptions, ctx: DistContext | None = None) -> TrainResult:
 
 
 def _save(out_dir: Path, iteration: int, model: nn.Module, optimizer, scaler, use_scaler: bool,
-          config: TrainConfig, model_config, run_info: Mapping[str, Any], ctx: DistContext, keep: int) -> Path | None:
-    """Gather every process's RNG state; rank 0 writes the checkpoint."""
-    states = [rng_state()]
-    if ctx.distributed:
+          config: TrainConfig, model_config, run_info: Mapping[str, Any], ctx: DistContext, keep: int,
+          states: list[dict[str, Any]] | None = None) -> Path | None:
+    """Gather every process's RNG state (or save `states`, one process); rank 0 writes the checkpoint."""
+    if states is None and not ctx.distributed:
+        states = [rng_state()]
+    elif states is None:
         import torch.distributed as dist
 
         states = [None] * ctx.world_size
