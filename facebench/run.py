@@ -498,7 +498,8 @@ def _replace_predictions(out: Path, bench: Any, detections: Mapping[str, Any]) -
     for left in out.glob(f".{PREDICTIONS}.*.tmp"):  # an earlier finalize killed while writing
         shutil.rmtree(left, ignore_errors=True)
     written = bench.write_predictions(staging, detections)
-    for stale in (out / RESULT, out / RECORDS, out / PLOT, *(out / name for name in getattr(bench, "derived_outputs", ()))):
+    derived = [out / name for name in getattr(bench, "derived_outputs", ())]
+    for stale in (out / RESULT, out / RECORDS, out / PLOT, *derived):
         # Without --plot an old figure would sit beside the new result; only facebench writes these names.
         stale.unlink(missing_ok=True)
     if pred_root.exists():

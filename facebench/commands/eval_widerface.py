@@ -74,8 +74,8 @@ def published_overlays(folders) -> dict:
                    "float boxes). The version recorded is always the one the files hold.")
 @click.option("--gt-txt", type=click.Path(dir_okay=False), help="Take boxes and attributes from a "
               "wider_face_val_bbx_gt.txt (keep lists still come from the .mat files).")
-@click.option("--data-root", type=click.Path(file_okay=False), help="Root holding widerface/ground_truth*/ (default: $FACEBENCH_DATA_ROOT, $FACEBENCH_SHARED_DATA, then "
-              "../shared/data beside the checkout).")
+@click.option("--data-root", type=click.Path(file_okay=False), help="Root holding widerface/ground_truth*/ "
+              "(default: $FACEBENCH_DATA_ROOT, $FACEBENCH_SHARED_DATA, then ../shared/data beside the checkout).")
 @click.option("--semantics", type=click.Choice(["official", "python-port"]), default="official",
               show_default=True, help="Official MATLAB eval_tools, or the popular Python port's numbers.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the result JSON here "
