@@ -640,7 +640,7 @@ def train(options: RunOptions, ctx: DistContext | None = None) -> TrainResult:
     running_stats = [b for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
                      for b in m.buffers(recurse=False)]
     done_rng = None if ctx.distributed else rng_state()
-    done_stats = [b.detach().clone() for b in running_stats]
+    done_stats = [] if ctx.distributed else [b.detach().clone() for b in running_stats]
     try:
         for iteration in range(start, max_iters):
             lr = lr_at(iteration, optim)

@@ -242,14 +242,13 @@ def _check_values(config: TrainConfig, fail) -> None:
     if t.checkpoint_every < 1 or t.log_every < 1 or t.keep_checkpoints < 0 or t.nams_n_crops < 1:
         fail("train", "train: checkpoint_every, log_every, nams_n_crops >= 1 and keep_checkpoints >= 0 required")
     try:
-        config.model_config()
+        model = config.model_config()
     except (ValueError, TypeError) as exc:
         fail(_first_quoted(str(exc)) or "model", f"model: {exc}", "model")
     try:
         augment = config.augment_config()
     except (ValueError, TypeError) as exc:
         fail(_first_quoted(str(exc)) or "data", f"data: {exc}", "data")
-    model = config.model_config()
     if model.matcher == "zcc" and model.zcc_shift_jitter > 0 and augment.shift_jitter > 0:
         # Two spellings of one ZCC step (the crop's {0..n-1}, the model's {0..n}): both on would jitter twice.
         fail("shift_jitter", f"'data.shift_jitter' ({augment.shift_jitter}) and the zcc model's 'zcc_shift_jitter' "
